@@ -1,0 +1,18 @@
+"""grokinterp: train, measure and explain grokking on modular arithmetic."""
+
+from grokinterp.config import ConfigError, RunConfig
+from grokinterp.model import build_model
+from grokinterp.run import Run, load_run
+from grokinterp.storage import RunFileError
+from grokinterp.train import RunExistsError, train
+
+__all__ = [
+    "ConfigError",
+    "Run",
+    "RunConfig",
+    "RunExistsError",
+    "RunFileError",
+    "build_model",
+    "load_run",
+    "train",
+]

@@ -1,0 +1,3 @@
+from grokinterp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The ``grokinterp`` command line: parse into a config, call the library, print.
+
+    grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
+    grokinterp analyze PATH [...]
+    grokinterp figures PATH [...]
+    grokinterp bench train|analyze
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+from grokinterp.config import ConfigError, RunConfig
+from grokinterp.storage import RunFileError
+from grokinterp.train import RunExistsError
+
+DEFAULT_ROOT = Path("checkpoints")
+
+_FIELD_HELP = {
+    "p": "modulus (odd; prime for mul)",
+    "operation": "add, sub or mul",
+    "frac_train": "fraction of the p^2 pairs used for training, in (0, 1)",
+    "data_seed": "seed of the train/test split",
+    "init_seed": "seed of the model initialisation",
+    "biases": "'mlp' (paper: MLP biases trained, attention biases 0) or 'none' (all 0)",
+    "loss_dtype": "float64 or float32",
+    "fast_path": "train with the last-position fast forward (--no-fast-path: plain TL forward)",
+    "eval_every": "epochs between test-loss/accuracy evaluations",
+    "checkpoints": "schedule: default | every:N | log:N | list:E1,E2 | A+B",
+    "name": "run name (default: derived from the task and seeds)",
+}
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run configuration (defaults: Nanda et al. 2023)")
+    for f in fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{_FIELD_HELP.get(f.name, f.name.replace('_', ' '))} (default {default!r})"
+        if f.type == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """--config file first, then any field given on the command line overrides it."""
+    base: dict = {}
+    if args.config:
+        path = Path(args.config)
+        try:
+            base = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CliError(f"--config {path}: file not found") from None
+        except json.JSONDecodeError as err:
+            raise CliError(f"--config {path}: not valid JSON: {err}") from None
+    overrides = {f.name: getattr(args, f.name) for f in fields(RunConfig)
+                 if getattr(args, f.name) is not None}
+    return RunConfig.from_dict({**base, **overrides})
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from grokinterp.train import train
+
+    if args.resume:
+        given = {f.name for f in fields(RunConfig) if getattr(args, f.name) is not None}
+        if given or args.config:
+            raise CliError("--resume continues a run as configured; drop the config options")
+        cfg, out = None, Path(args.resume)
+        from grokinterp.run import read_config
+
+        total = read_config(out).epochs
+    else:
+        cfg = config_from_args(args)
+        out = Path(args.out) if args.out else DEFAULT_ROOT / cfg.run_name
+        total = cfg.epochs
+
+    bar = None
+    last = {}
+
+    def on_epoch(row: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total + 1, initial=row["epoch"], unit="epoch", dynamic_ncols=True,
+                       desc=out.name, disable=args.quiet, mininterval=0.5)
+        if row.get("test_loss") is not None:
+            last.update(test=row["test_loss"], acc=row["test_acc"])
+        bar.set_postfix(train=f"{row['train_loss']:.3g}", test=f"{last.get('test', float('nan')):.3g}",
+                        test_acc=f"{last.get('acc', float('nan')):.3f}", refresh=False)
+        bar.update(1)
+
+    print(f"{'resuming' if args.resume else 'training'} {out}")
+    try:
+        run = train(cfg, out, resume=bool(args.resume), device=args.device, on_epoch=on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    metrics = run.metrics
+    print(f"done: {len(run.epochs)} checkpoints in {run.path}; final train loss "
+          f"{metrics['train_loss'][-1]:.3g}, test loss {metrics['test_loss'][-1]:.3g}, "
+          f"test acc {metrics['test_acc'][-1]:.3f}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "train":
+        from grokinterp.bench_train import bench_train, format_bench_train
+
+        print(format_bench_train(bench_train(n_epochs=args.epochs)))
+        return 0
+    raise CliError(f"unknown benchmark {args.what!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grokinterp", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_train = sub.add_parser("train", help="train a run (or resume one)")
+    p_train.add_argument("--config", help="JSON file of RunConfig fields; options override it")
+    p_train.add_argument("--out", help="run directory (default checkpoints/<run-name>/)")
+    p_train.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run")
+    p_train.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(p_train)
+    p_train.set_defaults(func=_cmd_train)
+
+    p_bench = sub.add_parser("bench", help="print speed benchmarks")
+    p_bench.add_argument("what", choices=["train", "analyze"])
+    p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
+    p_bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, RunFileError, RunExistsError) as err:
+        print(f"grokinterp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with 'grokinterp train --resume RUN_DIR'", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The run configuration: one frozen dataclass that fully describes a training run.
+
+Defaults follow Nanda et al. (2023), "Progress measures for grokking via mechanistic
+interpretability" (see shared/SPEC.md). Everything a run needs to be reproduced lives here;
+derived values are properties, and bad values are refused at construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+OPERATIONS = ("add", "sub", "mul")
+BIAS_MODES = ("mlp", "none")
+LOSS_DTYPES = ("float64", "float32")
+
+
+class ConfigError(ValueError):
+    """A configuration value is not allowed; the message names the field and the fix."""
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # task: (a op b) mod p on token triples [a, b, '=']
+    p: int = 113
+    operation: str = "add"
+    frac_train: float = 0.3
+    data_seed: int = 598
+    # model: one-layer transformer, no LayerNorm (Nanda et al. 2023)
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    act_fn: str = "relu"
+    biases: str = "mlp"  # "mlp": MLP biases trained, attention/unembed biases held at 0; "none": all at 0
+    init_seed: int = 999
+    # optimiser: full-batch AdamW with a linear warm-up
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_steps: int = 10
+    epochs: int = 25_000
+    loss_dtype: str = "float64"
+    fast_path: bool = True  # last-position-only forward; False trains through model(tokens)
+    # logging and checkpoints
+    eval_every: int = 10
+    checkpoints: str = "default"  # see grokinterp.schedule for the grammar
+    name: str = ""  # run name; empty means derived from the task and seeds
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+                raise ConfigError(
+                    f"RunConfig.{f.name} must be of type {f.type}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+        if self.p < 3:
+            raise ConfigError(f"RunConfig.p must be >= 3, got {self.p}")
+        if self.p % 2 == 0:
+            raise ConfigError(
+                f"RunConfig.p must be odd (the Fourier analysis of Z_p assumes no Nyquist "
+                f"frequency), got {self.p}; use an odd prime such as 113"
+            )
+        if self.operation not in OPERATIONS:
+            raise ConfigError(
+                f"RunConfig.operation must be one of {OPERATIONS}, got {self.operation!r}"
+            )
+        if self.operation == "mul" and not is_prime(self.p):
+            raise ConfigError(
+                f"RunConfig.operation 'mul' needs a prime p (Z_p* must be a group), "
+                f"got p={self.p}"
+            )
+        if not 0.0 < self.frac_train < 1.0:
+            raise ConfigError(
+                f"RunConfig.frac_train must lie strictly between 0 and 1, got {self.frac_train}"
+            )
+        n_train = int(self.frac_train * self.p**2)
+        if n_train < 1 or n_train >= self.p**2:
+            raise ConfigError(
+                f"RunConfig.frac_train={self.frac_train} gives {n_train} of {self.p**2} "
+                f"pairs for training; both splits must be non-empty"
+            )
+        for name in ("d_model", "n_heads", "d_head", "d_mlp", "epochs", "eval_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"RunConfig.{name} must be a positive integer, got {getattr(self, name)}"
+                )
+        if self.act_fn not in ("relu", "gelu"):
+            raise ConfigError(f"RunConfig.act_fn must be 'relu' or 'gelu', got {self.act_fn!r}")
+        if self.biases not in BIAS_MODES:
+            raise ConfigError(f"RunConfig.biases must be one of {BIAS_MODES}, got {self.biases!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"RunConfig.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"RunConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"RunConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"RunConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.loss_dtype not in LOSS_DTYPES:
+            raise ConfigError(
+                f"RunConfig.loss_dtype must be one of {LOSS_DTYPES}, got {self.loss_dtype!r}"
+            )
+        if self.name and any(c in self.name for c in "/\\") or self.name in (".", ".."):
+            raise ConfigError(f"RunConfig.name must be a plain folder name, got {self.name!r}")
+        # Validate the schedule grammar now so a bad spec fails before training starts.
+        from grokinterp.schedule import checkpoint_epochs
+
+        checkpoint_epochs(self.checkpoints, self.epochs)
+
+    # derived values
+    @property
+    def d_vocab(self) -> int:
+        """Input vocabulary: the residues 0..p-1 and the '=' token (token p)."""
+        return self.p + 1
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.p
+
+    @property
+    def equals_token(self) -> int:
+        return self.p
+
+    @property
+    def n_train(self) -> int:
+        return int(self.frac_train * self.p**2)
+
+    @property
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.operation}-p{self.p}-init{self.init_seed}-data{self.data_seed}"
+
+    # serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown RunConfig field(s) {unknown}; allowed fields: {sorted(known)}"
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)

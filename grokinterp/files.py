@@ -1,0 +1,52 @@
+"""Names of everything in a run directory, in one place.
+
+A run directory::
+
+    RUN/
+      config.json              RunConfig.to_json()
+      split.json               {"train_idx": [...]}: indices into the p^2 pairs (i = a*p + b)
+      metrics.csv              one row per epoch: epoch, lr, train_loss, test_loss,
+                               train_acc, test_acc (test values and accuracies only on
+                               eval epochs, blank elsewhere)
+      checkpoints/epoch_000000.safetensors ...   model state dicts, float32
+      optimizer.safetensors    AdamW state at the latest checkpoint (for --resume)
+      analysis.csv             tidy table: epoch, measure, key, value   (grokinterp analyze)
+      summary.json             key frequencies, phases, final values     (grokinterp analyze)
+      figures/                 HTML, PNG, SVG figures and report.html    (grokinterp figures)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+CONFIG = "config.json"
+SPLIT = "split.json"
+METRICS = "metrics.csv"
+CHECKPOINT_DIR = "checkpoints"
+OPTIMIZER = "optimizer.safetensors"
+ANALYSIS_TABLE = "analysis.csv"
+SUMMARY = "summary.json"
+FIGURES_DIR = "figures"
+REPORT = "report.html"
+
+CHECKPOINT_FORMAT = "grokinterp-checkpoint-v1"
+OPTIMIZER_FORMAT = "grokinterp-optimizer-v1"
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_loss", "train_acc", "test_acc")
+
+_CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:06d}.safetensors"
+
+
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(epoch)
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint file name encodes, or None for any other file."""
+    match = _CHECKPOINT_RE.match(Path(path).name)
+    return int(match.group(1)) if match else None

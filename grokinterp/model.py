@@ -1,0 +1,126 @@
+"""The one place a model is built, and the fast last-position forward used for training.
+
+The model is a TransformerLens 4 ``TransformerBridge`` booted natively (no download):
+one layer, no LayerNorm, ReLU MLP, as in Nanda et al. (2023).
+"""
+
+from __future__ import annotations
+
+import math
+
+import einops
+import torch
+import torch.nn.functional as F
+import transformer_lens.model_bridge.sources  # noqa: F401  (attaches boot_native)
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+
+from grokinterp.config import RunConfig
+
+# Native parameter names (bridge wrappers stripped) of the biases the paper's model does
+# not train: attention biases. The unembedding has no bias parameter at all.
+_ATTENTION_BIASES = (
+    "layers.0.attn.q.bias",
+    "layers.0.attn.k.bias",
+    "layers.0.attn.v.bias",
+    "layers.0.attn.o.bias",
+)
+_MLP_BIASES = ("layers.0.mlp.fc_in.bias", "layers.0.mlp.fc_out.bias")
+
+
+def bridge_config(cfg: RunConfig) -> TransformerBridgeConfig:
+    return TransformerBridgeConfig(
+        n_layers=1,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        d_head=cfg.d_head,
+        d_mlp=cfg.d_mlp,
+        act_fn=cfg.act_fn,
+        normalization_type=None,
+        n_ctx=3,
+        d_vocab=cfg.d_vocab,
+        d_vocab_out=cfg.d_vocab_out,
+        seed=cfg.init_seed,
+    )
+
+
+def native_parameters(model: TransformerBridge) -> dict[str, torch.nn.Parameter]:
+    """The model's trainable tensors under their native names (e.g. 'layers.0.attn.q.weight').
+
+    These are the very Parameter objects the bridge computes with.
+    """
+    return {
+        name.replace("_original_component.", ""): param
+        for name, param in model.original_model.named_parameters()
+    }
+
+
+def build_model(cfg: RunConfig, device: str | torch.device = "cpu") -> TransformerBridge:
+    """Build the run's model with its seeded initialisation.
+
+    Attention biases are held at zero and untrained; MLP biases are trained unless
+    ``cfg.biases == "none"`` (the TransformerLens grokking-demo variant).
+    """
+    model = TransformerBridge.boot_native(bridge_config(cfg), device=device)
+    params = native_parameters(model)
+    frozen = _ATTENTION_BIASES + (_MLP_BIASES if cfg.biases == "none" else ())
+    for name in frozen:
+        with torch.no_grad():
+            params[name].zero_()
+        params[name].requires_grad_(False)
+    model.eval()  # no dropout exists; eval keeps behaviour explicit
+    return model
+
+
+def trainable_parameters(model: TransformerBridge) -> list[torch.nn.Parameter]:
+    """Trainable parameters in a fixed (native name) order, so optimiser state is stable."""
+    params = native_parameters(model)
+    return [params[name] for name in sorted(params) if params[name].requires_grad]
+
+
+def last_position_logits(
+    model: TransformerBridge, a: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """Logits at the '=' position for inputs [a, b, '='], computed for that position only.
+
+    Equals ``model(make_tokens(a, b, p))[:, -1]``.  The query at the last position always
+    sees the same token, so the query and the keys/values of each (position, token) are
+    small tables; attention and the MLP then run for one position per example instead of
+    three.  Shapes: a, b (N,) -> logits (N, d_vocab_out).
+    """
+    w = native_parameters(model)
+    cfg = model.cfg
+    n_heads, d_head, p = cfg.n_heads, cfg.d_head, cfg.d_vocab_out
+    W_E, W_pos = w["tok_embed.weight"], w["pos.weight"]  # (d_vocab, d), (3, d)
+
+    resid_a = W_E[:p] + W_pos[0]  # (p, d): position 0 holding token t
+    resid_b = W_E[:p] + W_pos[1]  # (p, d): position 1 holding token t
+    resid_eq = W_E[p] + W_pos[2]  # (d,): position 2 always holds '='
+
+    def heads(x: torch.Tensor, which: str) -> torch.Tensor:
+        out = F.linear(x, w[f"layers.0.attn.{which}.weight"], w[f"layers.0.attn.{which}.bias"])
+        return out.unflatten(-1, (n_heads, d_head))
+
+    q = heads(resid_eq, "q")  # (h, dh)
+    scale = math.sqrt(d_head)
+    score_a = einops.einsum(heads(resid_a, "k"), q, "t h dh, h dh -> t h") / scale
+    score_b = einops.einsum(heads(resid_b, "k"), q, "t h dh, h dh -> t h") / scale
+    score_eq = einops.einsum(heads(resid_eq, "k"), q, "h dh, h dh -> h") / scale
+    scores = torch.stack(
+        [score_a[a], score_b[b], score_eq.expand(a.shape[0], n_heads)], dim=-1
+    )  # (N, h, 3)
+    pattern = scores.softmax(dim=-1)
+
+    v_a, v_b, v_eq = heads(resid_a, "v"), heads(resid_b, "v"), heads(resid_eq, "v")
+    z = (
+        pattern[..., 0:1] * v_a[a] + pattern[..., 1:2] * v_b[b] + pattern[..., 2:3] * v_eq
+    )  # (N, h, dh)
+    attn_out = F.linear(z.flatten(1), w["layers.0.attn.o.weight"], w["layers.0.attn.o.bias"])
+
+    resid_mid = resid_eq + attn_out  # (N, d)
+    act = F.relu if cfg.act_fn == "relu" else F.gelu
+    hidden = act(F.linear(resid_mid, w["layers.0.mlp.fc_in.weight"], w["layers.0.mlp.fc_in.bias"]))
+    resid_post = resid_mid + F.linear(
+        hidden, w["layers.0.mlp.fc_out.weight"], w["layers.0.mlp.fc_out.bias"]
+    )
+    return F.linear(resid_post, w["head.weight"])  # (N, p)

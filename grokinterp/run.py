@@ -1,0 +1,125 @@
+"""Opening a run directory: config, split, checkpoints, metrics, and models at any epoch."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from grokinterp import files
+from grokinterp.config import ConfigError, RunConfig
+from grokinterp.data import Dataset, make_dataset
+from grokinterp.model import build_model
+from grokinterp.storage import RunFileError, load_tensors, read_json, read_metrics
+
+
+class Run:
+    """A run directory, read-only.  Use :func:`load_run` to open one."""
+
+    def __init__(self, path: Path, config: RunConfig, train_idx: torch.Tensor):
+        self.path = Path(path)
+        self.config = config
+        self.train_idx = train_idx
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, {len(self.epochs)} checkpoints)"
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        return make_dataset(self.config, train_idx=self.train_idx)
+
+    @property
+    def epochs(self) -> list[int]:
+        """Sorted epochs of the complete checkpoints on disk (re-read on every access)."""
+        folder = self.path / files.CHECKPOINT_DIR
+        if not folder.is_dir():
+            return []
+        found = (files.checkpoint_epoch(f) for f in folder.iterdir())
+        return sorted(e for e in found if e is not None)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.config.epochs in self.epochs
+
+    @property
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Logged metrics as columns (NaN where a value was not logged that epoch)."""
+        rows = read_metrics(self.path / files.METRICS)
+        return {
+            col: np.array([np.nan if r[col] is None else r[col] for r in rows], dtype=float)
+            if col != "epoch"
+            else np.array([r["epoch"] for r in rows], dtype=int)
+            for col in files.METRIC_COLUMNS
+        }
+
+    def state_dict_at(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The checkpoint's state dict (TransformerLens keys, float32)."""
+        path = files.checkpoint_path(self.path, epoch)
+        if not path.is_file():
+            raise RunFileError(
+                f"{path}: no checkpoint at epoch {epoch}; available epochs: "
+                f"{_summarise(self.epochs)}"
+            )
+        tensors, metadata = load_tensors(path, files.CHECKPOINT_FORMAT)
+        if metadata.get("epoch") != str(epoch):
+            raise RunFileError(f"{path}: holds epoch {metadata.get('epoch')}, not {epoch}")
+        return tensors
+
+    def model_at(self, epoch: int, device: str | torch.device = "cpu") -> TransformerBridge:
+        """The TransformerLens model with this checkpoint's weights."""
+        model = build_model(self.config, device=device)
+        state = self.state_dict_at(epoch)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise RunFileError(
+                f"{files.checkpoint_path(self.path, epoch)}: does not fit this run's model "
+                f"({err})"
+            ) from None
+        return model
+
+
+def _summarise(epochs: list[int]) -> str:
+    if len(epochs) <= 8:
+        return str(epochs)
+    return f"[{', '.join(map(str, epochs[:4]))}, ..., {', '.join(map(str, epochs[-3:]))}]"
+
+
+def read_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / files.CONFIG
+    data = read_json(path)
+    try:
+        return RunConfig.from_dict(data)
+    except (ConfigError, TypeError) as err:
+        raise RunFileError(f"{path}: not a valid grokinterp run config: {err}") from None
+
+
+def read_split(run_dir: Path, config: RunConfig) -> torch.Tensor:
+    path = Path(run_dir) / files.SPLIT
+    data = read_json(path)
+    idx = data.get("train_idx")
+    if not isinstance(idx, list) or not all(isinstance(i, int) for i in idx):
+        raise RunFileError(f"{path}: expected {{'train_idx': [int, ...]}}")
+    if len(idx) != config.n_train or not all(0 <= i < config.p**2 for i in idx):
+        raise RunFileError(
+            f"{path}: expected {config.n_train} distinct indices in [0, {config.p**2}), "
+            f"found {len(idx)}"
+        )
+    return torch.tensor(idx, dtype=torch.long)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory written by ``grokinterp train``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFileError(f"{path}: no such run directory")
+    if not (path / files.CONFIG).is_file():
+        raise RunFileError(
+            f"{path}: not a grokinterp run directory (no {files.CONFIG}); "
+            f"point at a folder written by 'grokinterp train'"
+        )
+    config = read_config(path)
+    return Run(path, config, read_split(path, config))

@@ -1,0 +1,66 @@
+"""Checkpoint schedules.
+
+A schedule is a short string, stored in the run config:
+
+- ``default``: 100 log-spaced epochs through the first 1,000 (epoch 0 included), then
+  every 50 epochs.
+- ``every:N``: every N epochs.
+- ``log:N``: N log-spaced epochs over the whole run.
+- ``list:E1,E2,...``: exactly these epochs.
+- several joined with ``+`` (for example ``log:50+every:500``): their union.
+
+Epoch 0 (the initialisation) and the final epoch are always included, so every run has a
+checkpoint to start from and one to analyse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_SCHEDULE = "default"
+
+
+def _log_spaced(n: int, last: int) -> set[int]:
+    if last <= 0:
+        return {0}
+    points = np.unique(np.round(np.geomspace(1, last, num=max(n, 1))).astype(int))
+    return {0, *map(int, points)}
+
+
+def _one(part: str, epochs: int) -> set[int]:
+    kind, _, arg = part.partition(":")
+    try:
+        if kind == "default" and not arg:
+            first = min(1000, epochs)
+            return _log_spaced(100, first) | set(range(0, epochs + 1, 50))
+        if kind == "every":
+            step = int(arg)
+            if step <= 0:
+                raise ValueError
+            return set(range(0, epochs + 1, step))
+        if kind == "log":
+            return _log_spaced(int(arg), epochs)
+        if kind == "list":
+            listed = {int(x) for x in arg.split(",") if x.strip()}
+            bad = sorted(e for e in listed if not 0 <= e <= epochs)
+            if bad:
+                raise ValueError(f"epochs {bad} outside [0, {epochs}]")
+            return listed
+    except ValueError as err:
+        detail = f" ({err})" if str(err) else ""
+        raise ValueError(f"bad checkpoint schedule part {part!r}{detail}") from None
+    raise ValueError(f"bad checkpoint schedule part {part!r}")
+
+
+def checkpoint_epochs(spec: str, epochs: int) -> list[int]:
+    """Sorted epochs at which a checkpoint is saved, for a run of ``epochs`` epochs."""
+    from grokinterp.config import ConfigError
+
+    try:
+        chosen = set().union(*(_one(part.strip(), epochs) for part in spec.split("+")))
+    except ValueError as err:
+        raise ConfigError(
+            f"RunConfig.checkpoints: {err}; allowed: 'default', 'every:N', 'log:N', "
+            f"'list:E1,E2,...', or several joined with '+'"
+        ) from None
+    return sorted(chosen | {0, epochs})

@@ -1,0 +1,138 @@
+"""Reading and writing run files: atomic writes, safetensors checkpoints, metrics CSV.
+
+Every write goes to a temporary file in the same folder and is renamed over the target,
+so a killed process leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from grokinterp import files
+
+
+class RunFileError(RuntimeError):
+    """A run file is missing, truncated or not a grokinterp file; the message names it."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Save tensors as safetensors (exact float32 copies, never pickle), atomically."""
+    payload = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(payload, metadata=metadata))
+
+
+def load_tensors(path: Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a grokinterp safetensors file, checking it is complete and of the right kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunFileError(
+            f"{path}: not a readable safetensors file (truncated or foreign?): {err}"
+        ) from None
+    if metadata.get("format") != expected_format:
+        raise RunFileError(
+            f"{path}: not a {expected_format} file (its format tag is "
+            f"{metadata.get('format')!r}); was it written by grokinterp?"
+        )
+    return tensors, metadata
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFileError(f"{path}: not valid JSON (truncated?): {err}") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _cell(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(float(value))
+
+
+def format_metric_rows(rows: list[dict]) -> str:
+    out = io.StringIO()
+    for row in rows:
+        out.write(",".join(_cell(row.get(col)) if col != "epoch" else str(int(row["epoch"]))
+                           for col in files.METRIC_COLUMNS) + "\n")
+    return out.getvalue()
+
+
+def metrics_header() -> str:
+    return ",".join(files.METRIC_COLUMNS) + "\n"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of metrics.csv as dicts (missing values are None).
+
+    A last line cut off by a kill is ignored, so a run that is still training (or was
+    killed) reads cleanly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: file not found")
+    text = path.read_text()
+    lines = text.split("\n")
+    if lines and lines[-1] != "":
+        lines = lines[:-1]  # a partial line: the writer was interrupted mid-row
+    reader = csv.reader(line for line in lines if line)
+    header = next(reader, None)
+    if header is None or tuple(header) != files.METRIC_COLUMNS:
+        raise RunFileError(
+            f"{path}: header {header} is not the grokinterp metrics header "
+            f"{list(files.METRIC_COLUMNS)}"
+        )
+    rows = []
+    for cells in reader:
+        if len(cells) != len(header):
+            continue
+        row: dict = {"epoch": int(cells[0])}
+        for name, cell in zip(header[1:], cells[1:]):
+            row[name] = float(cell) if cell else None
+        rows.append(row)
+    return rows

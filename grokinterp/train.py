@@ -1,0 +1,224 @@
+"""Full-batch AdamW training with dense, atomic checkpoints and bitwise-exact resume.
+
+The run directory layout is described in :mod:`grokinterp.files`.  Epoch ``e`` means "the
+model after ``e`` optimiser steps": the metrics row, checkpoint and optimiser state of
+epoch ``e`` all describe that same model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from grokinterp import files
+from grokinterp.config import RunConfig
+from grokinterp.data import Dataset, make_dataset
+from grokinterp.model import build_model, last_position_logits, trainable_parameters
+from grokinterp.run import Run, load_run, read_config, read_split
+from grokinterp.schedule import checkpoint_epochs
+from grokinterp.storage import (
+    RunFileError,
+    atomic_write_text,
+    format_metric_rows,
+    load_tensors,
+    metrics_header,
+    read_metrics,
+    save_tensors,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class RunExistsError(RuntimeError):
+    """The output folder already holds a run that this one would overwrite."""
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Mean cross-entropy, computed in ``dtype`` (float64 by default: the tiny losses after
+    memorisation underflow in float32, as Nanda et al. note)."""
+    return F.cross_entropy(logits.to(dtype), labels)
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up as in Nanda et al.'s code: lr * min(step / warmup_steps, 1)."""
+    return 1.0 if warmup_steps == 0 else min(step / warmup_steps, 1.0)
+
+
+class Trainer:
+    """The model, optimiser and data of one run, stepped one epoch at a time.
+
+    ``forward`` is the fast last-position path, or the plain TransformerLens forward when
+    ``cfg.fast_path`` is False; both train the same parameters.
+    """
+
+    def __init__(self, cfg: RunConfig, data: Dataset, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = build_model(cfg, device=self.device)
+        self.params = trainable_parameters(self.model)
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            weight_decay=cfg.weight_decay,
+        )
+        self.loss_dtype = _DTYPES[cfg.loss_dtype]
+        to = self.device
+        self.train_tokens, self.train_labels = data.train_tokens.to(to), data.train_labels.to(to)
+        self.test_tokens, self.test_labels = data.test_tokens.to(to), data.test_labels.to(to)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at the last position.  tokens (N, 3) -> (N, p)."""
+        if self.cfg.fast_path:
+            return last_position_logits(self.model, tokens[:, 0], tokens[:, 1])
+        return self.model(tokens)[:, -1]
+
+    @torch.no_grad()
+    def evaluate(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        logits = self.forward(tokens)
+        loss = cross_entropy(logits, labels, self.loss_dtype).item()
+        return loss, (logits.argmax(-1) == labels).float().mean().item()
+
+    def epoch(self, epoch: int, evaluate: bool) -> dict:
+        """Log the model at ``epoch`` and take one optimiser step.  Returns the metrics row."""
+        lr = self.cfg.lr * warmup_factor(epoch, self.cfg.warmup_steps)
+        logits = self.forward(self.train_tokens)
+        loss = cross_entropy(logits, self.train_labels, self.loss_dtype)
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss.item()}
+        if evaluate:
+            row["train_acc"] = (logits.argmax(-1) == self.train_labels).float().mean().item()
+            row["test_loss"], row["test_acc"] = self.evaluate(self.test_tokens, self.test_labels)
+        self._step(loss, lr)
+        return row
+
+    def final_row(self, epoch: int) -> dict:
+        """The metrics of the model after the last step (no step taken)."""
+        train_loss, train_acc = self.evaluate(self.train_tokens, self.train_labels)
+        test_loss, test_acc = self.evaluate(self.test_tokens, self.test_labels)
+        lr = self.cfg.lr * warmup_factor(epoch, self.cfg.warmup_steps)
+        return {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                "test_loss": test_loss, "test_acc": test_acc}
+
+    def _step(self, loss: torch.Tensor, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    # state for checkpoints and resume
+    def optimizer_tensors(self) -> dict[str, torch.Tensor]:
+        state = self.optimizer.state_dict()["state"]
+        return {f"{i}.{k}": v for i, s in state.items() for k, v in s.items()}
+
+    def load_optimizer_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in tensors.items():
+            index, key = name.split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+        full = self.optimizer.state_dict()
+        full["state"] = state
+        self.optimizer.load_state_dict(full)
+
+
+def _prepare_new_run(cfg: RunConfig, out: Path, data: Dataset) -> None:
+    if (out / files.CONFIG).is_file():
+        existing = read_config(out)
+        if existing != cfg:
+            changed = sorted(
+                k for k, v in cfg.to_dict().items() if existing.to_dict().get(k) != v
+            )
+            raise RunExistsError(
+                f"{out} already holds a different run (fields that differ: {changed}); "
+                f"choose another --out, or delete that folder"
+            )
+        raise RunExistsError(
+            f"{out} already holds this run; continue it with 'grokinterp train --resume {out}'"
+        )
+    if out.exists() and any(out.iterdir()):
+        raise RunExistsError(f"{out} exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / files.SPLIT, {"train_idx": data.train_idx.tolist()})
+    atomic_write_text(out / files.METRICS, metrics_header())
+    # The config goes last: a folder with a config is a run that can be resumed.
+    atomic_write_text(out / files.CONFIG, cfg.to_json() + "\n")
+
+
+def _resume_point(out: Path, trainer: Trainer) -> int:
+    """Load the latest checkpoint that has optimiser state; return its epoch."""
+    opt_path = out / files.OPTIMIZER
+    if not opt_path.is_file():
+        return 0  # killed before the first checkpoint finished: start over
+    tensors, meta = load_tensors(opt_path, files.OPTIMIZER_FORMAT)
+    epoch = int(meta["epoch"])
+    run = load_run(out)
+    trainer.model.load_state_dict(run.state_dict_at(epoch))
+    trainer.load_optimizer_tensors(tensors)
+    return epoch
+
+
+def train(
+    cfg: RunConfig | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> Run:
+    """Train a run into ``out_dir`` (or continue it with ``resume=True``) and return it.
+
+    ``on_epoch`` is called with each metrics row, e.g. to drive a progress bar.
+    """
+    out = Path(out_dir)
+    if resume:
+        if not (out / files.CONFIG).is_file():
+            raise RunFileError(f"{out}: no run to resume (no {files.CONFIG})")
+        stored = read_config(out)
+        if cfg is not None and cfg != stored:
+            raise RunExistsError(f"{out} holds a different run than the config given")
+        cfg = stored
+        data = make_dataset(cfg, train_idx=read_split(out, cfg))
+    else:
+        if cfg is None:
+            raise ValueError("train() needs a config unless resume=True")
+        data = make_dataset(cfg)
+        _prepare_new_run(cfg, out, data)
+
+    trainer = Trainer(cfg, data, device=device)
+    start = _resume_point(out, trainer) if resume else 0
+    if resume:
+        kept = [r for r in read_metrics(out / files.METRICS) if r["epoch"] < start]
+        atomic_write_text(out / files.METRICS, metrics_header() + format_metric_rows(kept))
+        log.info("resuming %s at epoch %d", out, start)
+
+    ckpt_epochs = set(checkpoint_epochs(cfg.checkpoints, cfg.epochs))
+    with open(out / files.METRICS, "a", buffering=1) as metrics:
+        for epoch in range(start, cfg.epochs + 1):
+            is_ckpt = epoch in ckpt_epochs
+            if is_ckpt:
+                _save_checkpoint(out, trainer, epoch)
+            if epoch == cfg.epochs:
+                row = trainer.final_row(epoch)
+            else:
+                evaluate = is_ckpt or epoch % cfg.eval_every == 0
+                row = trainer.epoch(epoch, evaluate)
+            metrics.write(format_metric_rows([row]))
+            if on_epoch is not None:
+                on_epoch(row)
+    return load_run(out)
+
+
+def _save_checkpoint(out: Path, trainer: Trainer, epoch: int) -> None:
+    meta = {"format": files.CHECKPOINT_FORMAT, "epoch": str(epoch)}
+    save_tensors(files.checkpoint_path(out, epoch), trainer.model.state_dict(), meta)
+    # Optimiser state after the checkpoint: if killed in between, resume starts from the
+    # previous checkpoint and rewrites this one identically.
+    meta = {"format": files.OPTIMIZER_FORMAT, "epoch": str(epoch)}
+    save_tensors(out / files.OPTIMIZER, trainer.optimizer_tensors(), meta)

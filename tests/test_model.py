@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from grokinterp.config import RunConfig
+from grokinterp.data import all_pairs, make_tokens
+from grokinterp.model import build_model, last_position_logits, native_parameters
+from grokinterp.train import cross_entropy
+
+
+def small(**changes):
+    return RunConfig(**{**dict(p=13, d_model=32, n_heads=4, d_head=8, d_mlp=48), **changes})
+
+
+def test_attention_biases_are_zero_and_frozen_mlp_biases_train():
+    params = native_parameters(build_model(small()))
+    for which in "qkvo":
+        bias = params[f"layers.0.attn.{which}.bias"]
+        assert not bias.requires_grad and torch.count_nonzero(bias) == 0
+    assert params["layers.0.mlp.fc_in.bias"].requires_grad
+    assert params["layers.0.mlp.fc_out.bias"].requires_grad
+    assert not any("head.bias" in name for name in params)  # the unembedding has none
+
+
+def test_demo_variant_freezes_every_bias():
+    params = native_parameters(build_model(small(biases="none")))
+    assert all(not t.requires_grad for name, t in params.items() if name.endswith("bias"))
+
+
+def test_init_is_seeded():
+    a, b = build_model(small()).state_dict(), build_model(small()).state_dict()
+    c = build_model(small(init_seed=1)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["embed.weight"], c["embed.weight"])
+
+
+def test_tl_weight_properties_have_expected_shapes():
+    model = build_model(RunConfig())
+    assert model.W_E.shape == (114, 128) and model.W_U.shape == (128, 113)
+    assert model.W_in.shape == (1, 128, 512) and model.W_Q.shape == (1, 4, 128, 32)
+
+
+def _randomised(cfg):
+    model = build_model(cfg)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in native_parameters(model).values():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("act_fn", ["relu", "gelu"])
+def test_fast_path_equals_the_transformer_lens_forward(act_fn):
+    cfg = small(act_fn=act_fn)
+    model = _randomised(cfg)  # biases non-zero too, so every term is exercised
+    a, b = all_pairs(cfg.p)
+    reference = model(make_tokens(a, b, cfg.p))[:, -1]
+    fast = last_position_logits(model, a, b)
+    assert fast.shape == (cfg.p**2, cfg.p)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_path_trains_the_same_parameters():
+    cfg = small()
+    model = _randomised(cfg)
+    a, b = all_pairs(cfg.p)
+    labels = (a + b) % cfg.p
+    params = {k: v for k, v in native_parameters(model).items() if v.requires_grad}
+
+    def grads(logits):
+        model.zero_grad()
+        cross_entropy(logits, labels, torch.float64).backward()
+        return {k: v.grad.clone() for k, v in params.items()}
+
+    ref = grads(model(make_tokens(a, b, cfg.p))[:, -1])
+    fast = grads(last_position_logits(model, a, b))
+    assert set(ref) == set(fast) and len(ref) == 11
+    for name in ref:
+        torch.testing.assert_close(fast[name], ref[name], atol=1e-5, rtol=1e-4)

@@ -1,0 +1,206 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from grokinterp import files
+from grokinterp.cli import main
+from grokinterp.config import RunConfig
+from grokinterp.model import build_model
+from grokinterp.run import load_run
+from grokinterp.schedule import checkpoint_epochs
+from grokinterp.storage import RunFileError, atomic_write_text, read_metrics
+from grokinterp.train import RunExistsError, train
+from tests.conftest import tiny_config
+
+
+def test_run_directory_describes_itself(tiny_run):
+    cfg = tiny_run.config
+    assert tiny_run.epochs == checkpoint_epochs(cfg.checkpoints, cfg.epochs) == [0, 20, 40, 60]
+    assert tiny_run.train_idx.numel() == cfg.n_train
+    m = tiny_run.metrics
+    assert list(m["epoch"]) == list(range(cfg.epochs + 1))
+    assert not np.isnan(m["train_loss"]).any()
+    evaluated = ~np.isnan(m["test_loss"])
+    expected = (m["epoch"] % cfg.eval_every == 0) | np.isin(m["epoch"], tiny_run.epochs)
+    assert np.array_equal(evaluated, expected)
+    assert np.array_equal(evaluated, ~np.isnan(m["train_acc"]))
+    assert m["train_loss"][-1] < m["train_loss"][0]
+
+
+def test_checkpoints_are_snapshots_not_live_references(tiny_run):
+    first, last = tiny_run.state_dict_at(0), tiny_run.state_dict_at(60)
+    init = build_model(tiny_run.config).state_dict()
+    assert all(torch.equal(first[k], init[k]) for k in init)
+    assert not torch.equal(first["embed.weight"], last["embed.weight"])
+    assert all(v.dtype == torch.float32 for v in last.values())
+
+
+def test_model_at_reproduces_logged_loss(tiny_run):
+    model = tiny_run.model_at(40)
+    ds = tiny_run.dataset
+    logits = model(ds.train_tokens)[:, -1].double()
+    loss = torch.nn.functional.cross_entropy(logits, ds.train_labels).item()
+    logged = tiny_run.metrics["train_loss"][40]
+    assert loss == pytest.approx(logged, rel=1e-5)
+
+
+def test_reference_forward_trains_like_the_fast_path(tmp_path):
+    fast = train(tiny_config(epochs=20, checkpoints="every:20"), tmp_path / "fast")
+    slow = train(tiny_config(epochs=20, checkpoints="every:20", fast_path=False), tmp_path / "slow")
+    np.testing.assert_allclose(fast.metrics["train_loss"], slow.metrics["train_loss"], rtol=1e-4)
+    a, b = fast.state_dict_at(20), slow.state_dict_at(20)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)
+
+
+def test_refuses_to_overwrite_a_different_run(tmp_path, tiny_run):
+    out = tmp_path / "run"
+    train(tiny_config(epochs=5), out)
+    with pytest.raises(RunExistsError, match="different run.*epochs"):
+        train(tiny_config(epochs=6), out)
+    with pytest.raises(RunExistsError, match="--resume"):
+        train(tiny_config(epochs=5), out)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunExistsError, match="not empty"):
+        train(tiny_config(epochs=5), tmp_path / "other")
+
+
+# --- resume -------------------------------------------------------------------------------
+
+RESUME_ARGS = ["--p", "11", "--frac-train", "0.5", "--d-model", "32", "--n-heads", "2",
+               "--d-head", "16", "--d-mlp", "64", "--epochs", "600", "--checkpoints", "every:25",
+               "--eval-every", "5", "--quiet"]
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "grokinterp", "train", *args]
+
+
+def _files_equal(a, b):
+    return a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_checkpoints", [2, 9])
+def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkpoints):
+    reference = tmp_path / "reference"
+    subprocess.run(_cli(*RESUME_ARGS, "--out", str(reference)), check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*RESUME_ARGS, "--out", str(killed)))
+    ckpt_dir = killed / files.CHECKPOINT_DIR
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt_dir.is_dir() and len(list(ckpt_dir.glob("*.safetensors"))) >= kill_after_checkpoints:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(list(ckpt_dir.glob("*.safetensors")))
+    assert n_before < 25, "the run finished before it could be killed; kill it sooner"
+
+    subprocess.run(_cli("--resume", str(killed), "--quiet"), check=True)
+    ref_run, resumed = load_run(reference), load_run(killed)
+    assert resumed.epochs == ref_run.epochs
+    for epoch in ref_run.epochs:
+        assert _files_equal(files.checkpoint_path(reference, epoch),
+                            files.checkpoint_path(killed, epoch)), epoch
+    assert read_metrics(killed / files.METRICS) == read_metrics(reference / files.METRICS)
+    assert not list(killed.rglob("*.tmp"))
+
+
+# --- atomic writes and bad files ----------------------------------------------------------
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "file.json"
+    atomic_write_text(target, "old")
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(target, "new" * 1000)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path, tiny_run):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, run_dir)
+    path = files.checkpoint_path(run_dir, 20)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(RunFileError, match=r"epoch_000020\.safetensors.*truncated"):
+        load_run(run_dir).state_dict_at(20)
+
+
+def test_foreign_checkpoint_gives_a_clear_error(tmp_path, tiny_run):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, run_dir)
+    path = files.checkpoint_path(run_dir, 40)
+    save_file({"x": torch.zeros(2)}, str(path))
+    with pytest.raises(RunFileError, match=r"epoch_000040\.safetensors.*not a grokinterp"):
+        load_run(run_dir).model_at(40)
+
+
+def test_missing_files_give_clear_errors(tmp_path, tiny_run):
+    with pytest.raises(RunFileError, match="no such run directory"):
+        load_run(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunFileError, match="not a grokinterp run directory"):
+        load_run(tmp_path / "empty")
+    with pytest.raises(RunFileError, match="no checkpoint at epoch 7.*0, 20, 40, 60"):
+        tiny_run.state_dict_at(7)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / files.CONFIG).write_text('{"p": 11, "epo')
+    with pytest.raises(RunFileError, match=r"config\.json.*not valid JSON"):
+        load_run(bad)
+    (bad / files.CONFIG).write_text('{"p": 4}')
+    with pytest.raises(RunFileError, match=r"config\.json.*RunConfig\.p"):
+        load_run(bad)
+
+
+def test_metrics_reader_ignores_a_cut_off_last_line(tmp_path, tiny_run):
+    text = (tiny_run.path / files.METRICS).read_text()
+    path = tmp_path / files.METRICS
+    path.write_text(text + "61,0.001,0.5")
+    assert read_metrics(path) == read_metrics(tiny_run.path / files.METRICS)
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def test_cli_reports_bad_config_without_traceback(capsys):
+    assert main(["train", "--p", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "RunConfig.p must be >= 3" in err and "Traceback" not in err
+
+
+def test_cli_config_file_with_overrides(tmp_path, capsys):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(tiny_config(epochs=8).to_json())
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg_file), "--epochs", "10", "--out", str(out),
+                 "--quiet"]) == 0
+    assert load_run(out).config == tiny_config(epochs=10)
+    assert main(["train", "--config", str(cfg_file), "--out", str(out), "--quiet"]) == 2
+    assert "different run" in capsys.readouterr().err
+
+
+def test_cli_default_out_dir_is_named_after_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--p", "7", "--epochs", "3", "--d-model", "16", "--d-head", "4",
+                 "--d-mlp", "16", "--quiet"]) == 0
+    assert load_run(tmp_path / "checkpoints" / RunConfig(p=7).run_name).is_complete
