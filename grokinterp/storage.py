@@ -20,6 +20,11 @@ from safetensors.torch import save
 
 from grokinterp import files
 
+# mkstemp creates files readable by the owner only; run files get the usual umask mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 class RunFileError(RuntimeError):
     """A run file is missing, truncated or not a grokinterp file; the message names it."""
@@ -30,6 +35,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -45,21 +51,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# Our metadata travels as one sorted-JSON entry: safetensors writes a metadata map in
+# random key order (a Rust HashMap), and the same checkpoint must give the same bytes.
+_METADATA_KEY = "grokinterp"
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Save tensors as safetensors (exact float32 copies, never pickle), atomically."""
     payload = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(payload, metadata=metadata))
+    header = {_METADATA_KEY: json.dumps(metadata, sort_keys=True)}
+    atomic_write_bytes(path, save(payload, metadata=header))
 
 
-def load_tensors(path: Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load_tensors(
+    path: Path, expected_format: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Load a grokinterp safetensors file, checking it is complete and of the right kind."""
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            header = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata = json.loads(header.get(_METADATA_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise RunFileError(
             f"{path}: not a readable safetensors file (truncated or foreign?): {err}"
@@ -98,8 +113,13 @@ def _cell(value: float | None) -> str:
 def format_metric_rows(rows: list[dict]) -> str:
     out = io.StringIO()
     for row in rows:
-        out.write(",".join(_cell(row.get(col)) if col != "epoch" else str(int(row["epoch"]))
-                           for col in files.METRIC_COLUMNS) + "\n")
+        out.write(
+            ",".join(
+                _cell(row.get(col)) if col != "epoch" else str(int(row["epoch"]))
+                for col in files.METRIC_COLUMNS
+            )
+            + "\n"
+        )
     return out.getvalue()
 
 
@@ -132,7 +152,7 @@ def read_metrics(path: Path) -> list[dict]:
         if len(cells) != len(header):
             continue
         row: dict = {"epoch": int(cells[0])}
-        for name, cell in zip(header[1:], cells[1:]):
+        for name, cell in zip(header[1:], cells[1:], strict=True):
             row[name] = float(cell) if cell else None
         rows.append(row)
     return rows

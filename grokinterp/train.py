@@ -103,8 +103,14 @@ class Trainer:
         train_loss, train_acc = self.evaluate(self.train_tokens, self.train_labels)
         test_loss, test_acc = self.evaluate(self.test_tokens, self.test_labels)
         lr = self.cfg.lr * warmup_factor(epoch, self.cfg.warmup_steps)
-        return {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                "test_loss": test_loss, "test_acc": test_acc}
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+        }
 
     def _step(self, loss: torch.Tensor, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -132,9 +138,7 @@ def _prepare_new_run(cfg: RunConfig, out: Path, data: Dataset) -> None:
     if (out / files.CONFIG).is_file():
         existing = read_config(out)
         if existing != cfg:
-            changed = sorted(
-                k for k, v in cfg.to_dict().items() if existing.to_dict().get(k) != v
-            )
+            changed = sorted(k for k, v in cfg.to_dict().items() if existing.to_dict().get(k) != v)
             raise RunExistsError(
                 f"{out} already holds a different run (fields that differ: {changed}); "
                 f"choose another --out, or delete that folder"
@@ -149,6 +153,13 @@ def _prepare_new_run(cfg: RunConfig, out: Path, data: Dataset) -> None:
     atomic_write_text(out / files.METRICS, metrics_header())
     # The config goes last: a folder with a config is a run that can be resumed.
     atomic_write_text(out / files.CONFIG, cfg.to_json() + "\n")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files a killed writer left behind (see storage.atomic_write_bytes)."""
+    for leftover in out.rglob(".*.tmp"):
+        log.info("removing %s, left by an interrupted write", leftover)
+        leftover.unlink()
 
 
 def _resume_point(out: Path, trainer: Trainer) -> int:
@@ -185,6 +196,7 @@ def train(
             raise RunExistsError(f"{out} holds a different run than the config given")
         cfg = stored
         data = make_dataset(cfg, train_idx=read_split(out, cfg))
+        _remove_stale_temporaries(out)
     else:
         if cfg is None:
             raise ValueError("train() needs a config unless resume=True")
