@@ -1,0 +1,102 @@
+"""Losses and the Fourier-restricted and -excluded logits (SPEC measures 4, 5 and 9).
+
+Nanda et al. (2023), section 5.1.  The final-position logits, seen as p functions of the
+input pair (one per output c), are split into their component along the key-frequency
+directions cos(w_k s), sin(w_k s) with ``s = a + b mod p`` and ``w_k = 2 pi k / p``, and
+the rest.  These p^2-vectors are orthogonal to each other and to the constant, and each
+value of s is hit by exactly p pairs, so the projection of a logit column L[:, c] onto them
+is the projection of T[s, c] = mean of L over the pairs with that s (:func:`logits_by_sum`)
+onto the same directions in Z_p, read back at s(a, b).
+
+- Restricted logits: the projection plus each output's mean over (a, b).
+- Excluded logits: the logits minus the projection (no mean added back).
+
+All in float64: the losses after memorisation are far below float32's resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grokinterp.fourier import FourierBasis
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in float64: logits (..., N, p), labels (N,) -> (...)."""
+    logp = logits.double().log_softmax(dim=-1)
+    index = labels.expand(*logp.shape[:-1]).unsqueeze(-1)
+    return -logp.gather(-1, index).squeeze(-1).mean(-1)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of argmax hits: logits (..., N, p), labels (N,) -> (...) float64."""
+    return (logits.argmax(dim=-1) == labels).double().mean(-1)
+
+
+def sum_index(p: int, operation: str = "add") -> torch.Tensor:
+    """s(a, b) for the p^2 pairs i = a*p + b: (a + b) mod p, or (a - b) mod p for 'sub'.
+
+    The key-frequency directions are cos/sin(w_k s); they describe the algorithm of
+    Nanda et al. for addition (and its mirror for subtraction), not multiplication.
+    """
+    a = torch.arange(p).repeat_interleave(p)
+    b = torch.arange(p).repeat(p)
+    if operation == "add":
+        return (a + b) % p
+    if operation == "sub":
+        return (a - b) % p
+    raise ValueError(
+        f"the key-frequency directions cos/sin(w_k s) are defined for operation 'add' or "
+        f"'sub', not {operation!r}"
+    )
+
+
+def logits_by_sum(logits: torch.Tensor, s: torch.Tensor, p: int) -> torch.Tensor:
+    """T[s, c]: mean of the logits over the p pairs with s(a, b) = s, in float64.
+
+    logits: (..., p^2, p_out), s: (p^2,) -> (..., p, p_out).
+    """
+    x = logits.double()
+    out = x.new_zeros(*x.shape[:-2], p, x.shape[-1])
+    return out.index_add_(-2, s, x) / p
+
+
+def freq_projections(
+    by_sum: torch.Tensor, basis: FourierBasis, freqs: list[int] | tuple[int, ...]
+) -> torch.Tensor:
+    """Component of T (a function of s) along cos/sin(w_k s), separately for each k.
+
+    by_sum: (..., p, p_out) from :func:`logits_by_sum` -> (..., len(freqs), p, p_out).
+    The projection of the logits themselves is ``result[..., j, s(a, b), :]``.
+    """
+    if not freqs:
+        return by_sum.new_zeros(*by_sum.shape[:-2], 0, *by_sum.shape[-2:])
+    f = basis.matrix.to(by_sum.dtype)[basis.rows_of(freqs)].unflatten(0, (len(freqs), 2))
+    coef = torch.einsum("kjs,...sc->...kjc", f, by_sum)  # (..., K, 2, p_out)
+    return torch.einsum("kjs,...kjc->...ksc", f, coef)
+
+
+def restricted_logits(
+    logits: torch.Tensor, s: torch.Tensor, basis: FourierBasis, freqs: list[int] | tuple[int, ...]
+) -> torch.Tensor:
+    """The logits' projection onto the key-frequency directions plus each output's mean.
+
+    logits: (..., p^2, p) -> (..., p^2, p) float64.  Cross-entropy on all pairs (and on the
+    train and test pairs) is the restricted loss.
+    """
+    x = logits.double()
+    projection = freq_projections(logits_by_sum(x, s, basis.p), basis, freqs).sum(-3)
+    return projection[..., s, :] + x.mean(dim=-2, keepdim=True)
+
+
+def excluded_logits(
+    logits: torch.Tensor, s: torch.Tensor, basis: FourierBasis, freqs: list[int] | tuple[int, ...]
+) -> torch.Tensor:
+    """The logits minus their projection onto the key-frequency directions (no mean added).
+
+    logits: (..., p^2, p) -> (..., p^2, p) float64.  Cross-entropy on the training pairs is
+    the excluded loss; with no frequencies it is the training loss.
+    """
+    x = logits.double()
+    projection = freq_projections(logits_by_sum(x, s, basis.p), basis, freqs).sum(-3)
+    return x - projection[..., s, :]

@@ -1,0 +1,171 @@
+"""analyze(): the table, the summary, incremental runs, and batched vs hooked agreement."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokinterp import RunConfig, load_run, train
+from grokinterp.analysis import (
+    ANALYSES,
+    analyze,
+    analyze_path,
+    format_summary,
+    measure_batched,
+    measure_hooked,
+    read_table,
+)
+from grokinterp.storage import read_json
+
+CFG = RunConfig(
+    p=11,
+    d_model=16,
+    n_heads=2,
+    d_head=8,
+    d_mlp=32,
+    epochs=60,
+    checkpoints="every:10",
+    eval_every=5,
+    frac_train=0.5,
+)
+THRESHOLD = 0.3  # low, so that this tiny untrained model has neurons owned by frequencies
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(CFG, out)
+    return out
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path):
+    dest = tmp_path / "tiny"
+    shutil.copytree(trained, dest)
+    return dest
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert a[["epoch", "measure", "key"]].equals(b[["epoch", "measure", "key"]])
+    np.testing.assert_allclose(a["value"], b["value"], rtol=1e-5, atol=1e-9)
+
+
+def test_table_has_every_documented_measure(run_dir):
+    table = analyze(run_dir, threshold=THRESHOLD)
+    assert list(table.columns) == ["epoch", "measure", "key", "value"]
+    assert set(table["measure"]) == set(ANALYSES)
+    summary = read_json(run_dir / "summary.json")
+    k = summary["key_frequencies"]
+    keys = {m: set(g["key"]) for m, g in table.groupby("measure")}
+    n = (CFG.p - 1) // 2
+    assert keys["train_loss"] == {""} and keys["gini_embed"] == {""}
+    assert keys["embed_freq_norm"] == {str(i) for i in range(n + 1)}
+    assert keys["neurons_per_freq"] == {str(i) for i in range(1, n + 1)}
+    assert keys["restricted_loss"] == {"all", "train", "test"}
+    assert keys["excluded_loss"] == {"all", *map(str, k)}
+    assert keys["logit_explained_var"] == {"all", *map(str, k)}
+    assert keys["attn_to"] == {f"h{h}:{t}" for h in range(2) for t in "ab="}
+    assert {"total", "W_E", "W_in", "W_U"} <= keys["weight_norm_sq"]
+    assert len(table) == table.groupby("epoch").size().iloc[0] * len(load_run(run_dir).epochs)
+    # the file round-trips exactly, with the scalar key kept as ""
+    pd.testing.assert_frame_equal(read_table(run_dir), table)
+    # the loss from the checkpoint equals the logged training loss of that epoch
+    metrics = load_run(run_dir).metrics
+    logged = dict(zip(metrics["epoch"], metrics["train_loss"], strict=True))
+    ours = table[(table.measure == "train_loss")].set_index("epoch")["value"]
+    for epoch, value in ours.items():
+        if epoch in logged:
+            assert value == pytest.approx(logged[epoch], rel=1e-5)
+    attn = table[table.measure == "attn_to"].groupby(["epoch"])["value"].sum()
+    np.testing.assert_allclose(attn, 2.0)  # each head's attention sums to 1
+
+
+def test_summary_contents(run_dir):
+    analyze(run_dir, threshold=THRESHOLD)
+    summary = read_json(run_dir / "summary.json")
+    for key in ("key_frequencies", "key_freq_births", "phases", "final", "neurons", "settings"):
+        assert key in summary
+    assert set(summary["phases"]) == {
+        "T_mem",
+        "T_grok",
+        "grokking_ratio",
+        "memorisation_end",
+        "circuit_formation_end",
+        "cleanup_end",
+    }
+    assert all("rule" in b and "inputs" in b for b in summary["phases"].values())
+    assert len(summary["neurons"]["best_freq"]) == CFG.d_mlp
+    assert summary["settings"]["threshold"] == THRESHOLD
+    assert set(summary["key_freq_births"]) == set(map(str, summary["key_frequencies"]))
+    text = format_summary(summary)
+    assert "key frequencies" in text and "T_mem" in text
+
+
+def test_incremental_equals_fresh_even_when_key_frequencies_change(run_dir, tmp_path):
+    fresh_dir = tmp_path / "fresh"
+    shutil.copytree(run_dir, fresh_dir)
+    held = tmp_path / "held"
+    held.mkdir()
+    for f in sorted((run_dir / "checkpoints").iterdir())[4:]:
+        shutil.move(f, held / f.name)
+    analyze(run_dir, threshold=THRESHOLD)
+    early = read_json(run_dir / "summary.json")["key_frequencies"]
+    for f in held.iterdir():  # the run goes on: new checkpoints arrive
+        shutil.move(f, run_dir / "checkpoints" / f.name)
+    incremental = analyze(run_dir, threshold=THRESHOLD)
+    fresh = analyze(fresh_dir, threshold=THRESHOLD)
+    late = read_json(fresh_dir / "summary.json")["key_frequencies"]
+    assert early != late  # this setup changes the key frequencies; the rows must follow
+    _same(incremental, fresh)
+    assert read_json(run_dir / "summary.json")["key_frequencies"] == late
+
+
+def test_rerun_computes_nothing_and_given_key_freqs_recompute(run_dir, monkeypatch):
+    first = analyze(run_dir, threshold=THRESHOLD)
+    calls = []
+    import grokinterp.analysis as module
+
+    original = module.measure_batched
+
+    def spy(run, epochs, *args, **kwargs):
+        calls.append(list(epochs))
+        return original(run, epochs, *args, **kwargs)
+
+    monkeypatch.setattr(module, "measure_batched", spy)
+    _same(analyze(run_dir, threshold=THRESHOLD), first)
+    assert calls == [[]]
+    given = analyze(run_dir, threshold=THRESHOLD, key_freqs=[2])
+    assert len(calls[-1]) == len(load_run(run_dir).epochs)
+    assert set(given[given.measure == "excluded_loss"]["key"]) == {"all", "2"}
+    monkeypatch.undo()
+    fresh_dir = run_dir.parent / "fresh2"
+    shutil.copytree(run_dir, fresh_dir)
+    (fresh_dir / "analysis.csv").unlink()
+    _same(given, analyze(fresh_dir, threshold=THRESHOLD, key_freqs=[2]))
+
+
+def test_subset_of_measures_and_errors(run_dir):
+    table = analyze(run_dir, measures=["train_loss", "gini_embed"], threshold=THRESHOLD)
+    assert set(table.measure) == {"train_loss", "gini_embed"}
+    with pytest.raises(ValueError, match="unknown measure"):
+        analyze(run_dir, measures=["nope"])
+    with pytest.raises(ValueError, match="outside"):
+        analyze(run_dir, key_freqs=[99])
+
+
+def test_batched_rows_equal_the_hooked_reference(run_dir):
+    run = load_run(run_dir)
+    epoch = run.epochs[-1]
+    batched = measure_batched(run, [epoch], [1, 3], threshold=THRESHOLD)
+    hooked = measure_hooked(
+        run.model_at(epoch), run.config, run.dataset, epoch, [1, 3], threshold=THRESHOLD
+    )
+    _same(batched, hooked)
+
+
+def test_analyze_path_on_a_folder_of_runs(run_dir, tmp_path):
+    shutil.copytree(run_dir, tmp_path / "second")
+    summaries = analyze_path(tmp_path, threshold=THRESHOLD)
+    assert sorted(summaries) == sorted([str(run_dir), str(tmp_path / "second")])
+    assert (tmp_path / "second" / "analysis.csv").is_file()

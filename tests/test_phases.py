@@ -1,0 +1,110 @@
+"""Phase rules on synthetic curves with known boundaries."""
+
+import numpy as np
+import pytest
+
+from grokinterp.phases import (
+    PHASE_NAMES,
+    detect_phases,
+    first_at_least,
+    fit_weight_decay,
+    key_freq_births,
+    running_median,
+)
+
+T = np.arange(0, 20001, 50)
+MEM_END, CIRCUIT_END, CLEANUP_END, GROK = 1400, 9400, 14000, 11000
+
+
+def _curves(noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    jitter = np.exp(noise * rng.standard_normal(len(T)))
+    train_acc = np.minimum(1.0, T / 300)
+    test_acc = 1 / (1 + np.exp(-(T - GROK + 500) / 150))
+    train_loss = 4.7 * np.exp(-T / 60) + 1e-7
+    # rises to a peak at MEM_END, slowly falls, then drops sharply around the grokking
+    test_loss = (1 + 20 * np.exp(-(((T - MEM_END) / 900) ** 2))) * 1 / (
+        1 + np.exp((T - GROK + 1500) / 400)
+    ) + 1e-6
+    test_loss = test_loss * jitter
+    excluded = train_loss + 1e-6 + 5 * np.exp(-(((T - CIRCUIT_END) / 3000) ** 2)) * (T > MEM_END)
+    excluded = excluded + 1e-5 * np.maximum(0, T - MEM_END)
+    excluded = np.where(
+        T > CIRCUIT_END, excluded[T == CIRCUIT_END][0] * np.exp(-(T - CIRCUIT_END) / 4000), excluded
+    )
+    excluded = excluded * jitter
+    gini = 0.1 + 0.6 / (1 + np.exp(-(T - 11500) / 500))
+    restricted = 4.7 * np.exp(-np.maximum(0, T - 9000) / 700) + 1e-3
+    return {
+        "train_acc": (T, train_acc),
+        "test_acc": (T, test_acc),
+        "test_loss": (T, test_loss),
+        "excluded_loss": (T, excluded),
+        "gini_embed": (T, gini),
+        "restricted_loss": (T, restricted * jitter),
+    }
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_boundaries_of_synthetic_grokking_curves(noise):
+    phases = detect_phases(_curves(noise))
+    assert list(phases) == list(PHASE_NAMES)
+    assert phases["T_mem"].epoch == 300
+    crossing = GROK - 500 + 150 * np.log(99)  # where the test-accuracy sigmoid reaches 0.99
+    assert phases["T_grok"].epoch == 50 * np.ceil(crossing / 50)
+    assert phases["grokking_ratio"].value == pytest.approx(phases["T_grok"].epoch / 300)
+    assert abs(phases["memorisation_end"].epoch - MEM_END) <= 250  # a broad peak
+    assert abs(phases["circuit_formation_end"].epoch - CIRCUIT_END) <= 150
+    assert 12500 <= phases["cleanup_end"].epoch <= 15500
+    assert not phases["cleanup_end"].inputs["at_last_checkpoint"]
+    for b in phases.values():
+        assert b.rule and isinstance(b.to_dict()["inputs"], dict)
+
+
+def test_grok_threshold_is_a_flag():
+    curves = _curves()
+    t95 = detect_phases(curves, acc_threshold=0.95)["T_grok"].epoch
+    assert t95 < detect_phases(curves)["T_grok"].epoch
+
+
+def test_unfinished_run_reports_none_with_reasons():
+    curves = {k: (e[:5], v[:5]) for k, (e, v) in _curves().items()}
+    phases = detect_phases(curves)
+    assert phases["T_grok"].epoch is None and phases["grokking_ratio"].value is None
+    assert phases["T_mem"].epoch is None and "not reached" in phases["memorisation_end"].rule
+    assert detect_phases({})["cleanup_end"].epoch is None
+    # memorised but not grokked: no circuit-formation or cleanup boundary yet
+    curves = {k: (e[:100], v[:100]) for k, (e, v) in _curves().items()}
+    phases = detect_phases(curves)
+    assert phases["memorisation_end"].epoch is not None and phases["T_grok"].epoch is None
+    assert phases["circuit_formation_end"].epoch is None
+    assert "not grokked" in phases["circuit_formation_end"].rule
+    assert phases["cleanup_end"].epoch is None
+
+
+def test_running_median_ignores_a_single_spike():
+    v = np.ones(20)
+    v[7] = 100
+    assert running_median(v, 5).max() == 1
+    assert first_at_least([0, 1, 2], [0.1, 0.995, 0.5], 0.99) == 1
+
+
+def test_key_freq_births():
+    epochs = np.array([0, 10, 20, 30, 40])
+    counts = {3: [0, 2, 0, 4, 5], 7: [0, 0, 0, 1, 2], 9: [0, 1, 0, 0, 0], 11: [0] * 5}
+    births = key_freq_births(epochs, counts)
+    assert births[3] == {"first": 10, "stable": 30}
+    assert births[7] == {"first": 30, "stable": 30}
+    assert births[9] == {"first": 10, "stable": None}
+    assert births[11] == {"first": None, "stable": None}
+
+
+def test_fit_weight_decay_recovers_the_rate():
+    t = np.arange(0, 5000, 50)
+    norms = np.where(t < 1000, 500.0, 400.0 * np.exp(-2e-3 * (t - 1000)))
+    fit = fit_weight_decay(t, norms, start=1000)
+    assert fit.rate == pytest.approx(2e-3)
+    assert fit.amplitude == pytest.approx(400.0)
+    np.testing.assert_allclose(fit.prediction[t >= 1000], norms[t >= 1000])
+    with pytest.raises(ValueError, match="needs >= 2"):
+        fit_weight_decay(t, norms, start=10**6)
