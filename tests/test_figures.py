@@ -1,0 +1,121 @@
+"""write_figures: HTML for every figure, report.html, static export or its fallback."""
+
+import json
+import logging
+import shutil
+
+import pytest
+from _synthetic_analysis import synthetic_summary, synthetic_table
+
+from grokinterp import figures, files
+from grokinterp.config import RunConfig
+
+EXPECTED = {
+    "loss",
+    "embed_spectrum",
+    "embed_spectrum_final",
+    "wl_spectrum",
+    "wl_spectrum_final",
+    "gini",
+    "progress_losses",
+    "excluded_loss_per_frequency",
+    "weight_norm",
+    "attention",
+    "neuron_clusters",
+    "neurons_per_frequency",
+    "logit_structure",
+}
+
+
+def write_synthetic_analysis(run_dir, p=13, n_heads=4, d_mlp=32):
+    synthetic_table(p=p, n_heads=n_heads).to_csv(run_dir / files.ANALYSIS_TABLE, index=False)
+    (run_dir / files.SUMMARY).write_text(json.dumps(synthetic_summary(p=p, d_mlp=d_mlp)))
+
+
+@pytest.fixture
+def synthetic_run(tmp_path):
+    """A run directory holding only a config and a synthetic analysis (no checkpoints)."""
+    run_dir = tmp_path / "synthetic"
+    run_dir.mkdir()
+    (run_dir / files.CONFIG).write_text(RunConfig(p=13, n_heads=4).to_json())
+    write_synthetic_analysis(run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def no_browser(monkeypatch):
+    monkeypatch.setattr(figures, "find_browser", lambda: None)
+
+
+def test_html_figures_and_report(synthetic_run, no_browser):
+    written = figures.write_figures(synthetic_run, formats=("html",))
+    folder = synthetic_run / files.FIGURES_DIR
+    assert {p.stem for p in written if p.suffix == ".html"} >= EXPECTED
+    assert all(p.is_file() and p.parent == folder for p in written)
+    assert (folder / figures.PLOTLY_JS).is_file()
+    report = (folder / files.REPORT).read_text()
+    assert report.count("* plotly.js v") == 1  # the library inlined exactly once
+    assert "<script src=" not in report  # nothing fetched: works offline
+    assert "frac_train" in report and "weight_decay" in report  # the config
+    assert "circuit_formation_end" in report and "excluded loss peak" in report  # phases
+    assert all(f"id='{name}'" in report for name in EXPECTED)
+    assert not list(folder.glob(".*tmp"))  # atomic writes leave no scratch files
+
+
+def test_no_browser_writes_html_only_with_one_warning(synthetic_run, no_browser, caplog):
+    with caplog.at_level(logging.WARNING, logger="grokinterp.figures"):
+        written = figures.write_figures(synthetic_run)
+    assert {p.suffix for p in written} == {".html", ".js"}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no Chrome/Chromium" in warnings[0].getMessage()
+
+
+def test_find_browser_honours_env_and_rejects_non_executables(monkeypatch, tmp_path):
+    fake = tmp_path / "my-chrome"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(figures.BROWSER_ENV, str(fake))
+    assert figures.find_browser() == str(fake)
+    fake.chmod(0o644)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setattr(figures, "_BROWSER_PATHS", ())
+    monkeypatch.setattr(figures, "_BROWSER_NAMES", ("my-chrome",))
+    import choreographer.cli._cli_utils as cli_utils
+
+    monkeypatch.setattr(cli_utils, "get_chrome_download_path", lambda **kw: None)
+    assert figures.find_browser() is None
+
+
+def test_unknown_format_is_refused(synthetic_run):
+    with pytest.raises(ValueError, match="unknown figure format"):
+        figures.write_figures(synthetic_run, formats=("html", "pdf"))
+
+
+def test_missing_analysis_says_what_to_run(tmp_path):
+    from grokinterp.storage import RunFileError
+
+    with pytest.raises(RunFileError, match="grokinterp analyze"):
+        figures.write_figures(tmp_path)
+
+
+def test_attention_map_from_the_final_checkpoint(tiny_run, tmp_path, no_browser):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run_dir)
+    cfg = tiny_run.config
+    write_synthetic_analysis(run_dir, p=cfg.p, n_heads=cfg.n_heads, d_mlp=cfg.d_mlp)
+    written = figures.write_figures(run_dir, formats=("html",))
+    assert run_dir / files.FIGURES_DIR / "attention_map.html" in written
+    report = (run_dir / files.FIGURES_DIR / files.REPORT).read_text()
+    assert f"at epoch {cfg.epochs}" in report
+
+
+@pytest.mark.skipif(figures.find_browser() is None, reason="no Chrome/Chromium installed")
+def test_static_export_in_one_session(synthetic_run):
+    written = figures.write_figures(synthetic_run, formats=("png", "svg"))
+    folder = synthetic_run / files.FIGURES_DIR
+    for name in EXPECTED:
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert b"<svg" in (folder / f"{name}.svg").read_bytes()[:2000]
+    assert not list(folder.glob(".kaleido-*"))
+    assert {p.suffix for p in written} == {".png", ".svg", ".html"}  # + report.html
