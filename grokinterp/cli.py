@@ -1,9 +1,9 @@
 """The ``grokinterp`` command line: parse into a config, call the library, print.
 
-    grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
-    grokinterp analyze PATH [...]
-    grokinterp figures PATH [...]
-    grokinterp bench train|analyze
+grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
+grokinterp analyze PATH [...]
+grokinterp figures PATH [...]
+grokinterp bench train|analyze
 """
 
 from __future__ import annotations
@@ -47,8 +47,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not MISSING else None
         help_text = f"{_FIELD_HELP.get(f.name, f.name.replace('_', ' '))} (default {default!r})"
         if f.type == "bool":
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
             kind = {"int": int, "float": float, "str": str}[f.type]
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
@@ -65,8 +70,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise CliError(f"--config {path}: file not found") from None
         except json.JSONDecodeError as err:
             raise CliError(f"--config {path}: not valid JSON: {err}") from None
-    overrides = {f.name: getattr(args, f.name) for f in fields(RunConfig)
-                 if getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in fields(RunConfig)
+        if getattr(args, f.name) is not None
+    }
     return RunConfig.from_dict({**base, **overrides})
 
 
@@ -94,12 +102,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     def on_epoch(row: dict) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total + 1, initial=row["epoch"], unit="epoch", dynamic_ncols=True,
-                       desc=out.name, disable=args.quiet, mininterval=0.5)
+            bar = tqdm(
+                total=total + 1,
+                initial=row["epoch"],
+                unit="epoch",
+                dynamic_ncols=True,
+                desc=out.name,
+                disable=args.quiet,
+                mininterval=0.5,
+            )
         if row.get("test_loss") is not None:
             last.update(test=row["test_loss"], acc=row["test_acc"])
-        bar.set_postfix(train=f"{row['train_loss']:.3g}", test=f"{last.get('test', float('nan')):.3g}",
-                        test_acc=f"{last.get('acc', float('nan')):.3f}", refresh=False)
+        bar.set_postfix(
+            train=f"{row['train_loss']:.3g}",
+            test=f"{last.get('test', float('nan')):.3g}",
+            test_acc=f"{last.get('acc', float('nan')):.3f}",
+            refresh=False,
+        )
         bar.update(1)
 
     print(f"{'resuming' if args.resume else 'training'} {out}")
@@ -109,19 +128,87 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     metrics = run.metrics
-    print(f"done: {len(run.epochs)} checkpoints in {run.path}; final train loss "
-          f"{metrics['train_loss'][-1]:.3g}, test loss {metrics['test_loss'][-1]:.3g}, "
-          f"test acc {metrics['test_acc'][-1]:.3f}")
+    print(
+        f"done: {len(run.epochs)} checkpoints in {run.path}; final train loss "
+        f"{metrics['train_loss'][-1]:.3g}, test loss {metrics['test_loss'][-1]:.3g}, "
+        f"test acc {metrics['test_acc'][-1]:.3f}"
+    )
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "train":
-        from grokinterp.bench_train import bench_train, format_bench_train
+        from grokinterp.bench import bench_train, format_bench_train
 
         print(format_bench_train(bench_train(n_epochs=args.epochs)))
         return 0
-    raise CliError(f"unknown benchmark {args.what!r}")
+    from grokinterp.bench import bench_analyze, format_bench_analyze
+
+    print(format_bench_analyze(bench_analyze(args.run, n_checkpoints=args.checkpoints)))
+    return 0
+
+
+def _parse_freqs(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise CliError(
+            f"--key-freqs {text!r}: expected comma-separated integers, e.g. 14,35,41"
+        ) from None
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from grokinterp.analysis import ANALYSES, analyze_path, format_summary
+
+    measures = args.measures.split(",") if args.measures else None
+    unknown = sorted(set(measures or ()) - set(ANALYSES))
+    if unknown:
+        raise CliError(f"--measures: unknown {unknown}; choose from {sorted(ANALYSES)}")
+    if not 0 < args.threshold <= 1:
+        raise CliError(f"--threshold must lie in (0, 1], got {args.threshold}")
+    if not 0 < args.acc_threshold <= 1:
+        raise CliError(f"--acc-threshold must lie in (0, 1], got {args.acc_threshold}")
+    summaries = analyze_path(
+        args.path,
+        measures=measures,
+        threshold=args.threshold,
+        acc_threshold=args.acc_threshold,
+        key_freqs=_parse_freqs(args.key_freqs),
+        progress=not args.quiet,
+    )
+    for run_dir, summary in summaries.items():
+        print(f"\n{run_dir}")
+        print(format_summary(summary))
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from grokinterp.figures import write_figures
+
+    runs = _run_dirs(Path(args.path))
+    formats = tuple(args.formats.split(","))
+    for run_dir in runs:
+        written = write_figures(run_dir, formats=formats)
+        report = [p for p in written if p.name == "report.html"]
+        print(f"{run_dir}: wrote {len(written)} files in {run_dir / 'figures'}")
+        if report:
+            print(f"  open {report[0].resolve().as_uri()}")
+    return 0
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    from grokinterp import files
+
+    if (path / files.CONFIG).is_file():
+        return [path]
+    runs = (
+        sorted(d for d in path.iterdir() if (d / files.CONFIG).is_file()) if path.is_dir() else []
+    )
+    if not runs:
+        raise CliError(f"{path}: neither a run directory nor a folder of run directories")
+    return runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,9 +225,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p_train)
     p_train.set_defaults(func=_cmd_train)
 
+    p_analyze = sub.add_parser("analyze", help="progress measures for every checkpoint")
+    p_analyze.add_argument("path", help="a run directory, or a folder of run directories")
+    p_analyze.add_argument("--measures", help="comma-separated table measures (default: all)")
+    p_analyze.add_argument(
+        "--threshold",
+        type=float,
+        default=0.85,
+        help="fraction of a neuron's variance its frequency must explain",
+    )
+    p_analyze.add_argument(
+        "--acc-threshold", type=float, default=0.99, help="accuracy that defines T_mem and T_grok"
+    )
+    p_analyze.add_argument("--key-freqs", help="fix the key frequencies, e.g. 14,35,41,42,52")
+    p_analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_analyze.set_defaults(func=_cmd_analyze)
+
+    p_figures = sub.add_parser("figures", help="figures and report.html of an analysed run")
+    p_figures.add_argument("path", help="a run directory, or a folder of run directories")
+    p_figures.add_argument(
+        "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
+    )
+    p_figures.set_defaults(func=_cmd_figures)
+
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument("what", choices=["train", "analyze"])
     p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
+    p_bench.add_argument(
+        "--run",
+        help="analyze: time on this run's checkpoints (default: random-weight p=113 checkpoints)",
+    )
+    p_bench.add_argument(
+        "--checkpoints", type=int, default=32, help="analyze: checkpoints timed on the batched path"
+    )
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 
@@ -148,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (CliError, ConfigError, RunFileError, RunExistsError) as err:

@@ -40,7 +40,9 @@ class RunConfig:
     d_head: int = 32
     d_mlp: int = 512
     act_fn: str = "relu"
-    biases: str = "mlp"  # "mlp": MLP biases trained, attention/unembed biases held at 0; "none": all at 0
+    biases: str = (
+        "mlp"  # "mlp": MLP biases trained, attention/unembed biases held at 0; "none": all at 0
+    )
     init_seed: int = 999
     # optimiser: full-batch AdamW with a linear warm-up
     lr: float = 1e-3
@@ -78,8 +80,7 @@ class RunConfig:
             )
         if self.operation == "mul" and not is_prime(self.p):
             raise ConfigError(
-                f"RunConfig.operation 'mul' needs a prime p (Z_p* must be a group), "
-                f"got p={self.p}"
+                f"RunConfig.operation 'mul' needs a prime p (Z_p* must be a group), got p={self.p}"
             )
         if not 0.0 < self.frac_train < 1.0:
             raise ConfigError(

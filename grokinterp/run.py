@@ -76,8 +76,7 @@ class Run:
             model.load_state_dict(state)
         except RuntimeError as err:
             raise RunFileError(
-                f"{files.checkpoint_path(self.path, epoch)}: does not fit this run's model "
-                f"({err})"
+                f"{files.checkpoint_path(self.path, epoch)}: does not fit this run's model ({err})"
             ) from None
         return model
 

@@ -7,8 +7,17 @@ from grokinterp.train import train
 
 def tiny_config(**changes) -> RunConfig:
     """A run small enough to train in about a second."""
-    base = dict(p=11, frac_train=0.5, d_model=32, n_heads=2, d_head=16, d_mlp=64,
-                epochs=60, checkpoints="every:20", eval_every=5)
+    base = dict(
+        p=11,
+        frac_train=0.5,
+        d_model=32,
+        n_heads=2,
+        d_head=16,
+        d_mlp=64,
+        epochs=60,
+        checkpoints="every:20",
+        eval_every=5,
+    )
     return RunConfig(**{**base, **changes})
 
 

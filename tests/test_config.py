@@ -10,10 +10,21 @@ def test_defaults_follow_the_spec():
     cfg = RunConfig()
     assert (cfg.p, cfg.operation, cfg.frac_train) == (113, "add", 0.3)
     assert cfg.n_train == 3830
-    assert (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.act_fn) == (128, 4, 32, 512, "relu")
+    assert (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.act_fn) == (
+        128,
+        4,
+        32,
+        512,
+        "relu",
+    )
     assert (cfg.d_vocab, cfg.d_vocab_out, cfg.equals_token) == (114, 113, 113)
     assert (cfg.lr, cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.warmup_steps) == (
-        1e-3, 1.0, 0.9, 0.98, 10)
+        1e-3,
+        1.0,
+        0.9,
+        0.98,
+        10,
+    )
     assert cfg.loss_dtype == "float64" and cfg.biases == "mlp"
 
 

@@ -75,9 +75,27 @@ def test_refuses_to_overwrite_a_different_run(tmp_path, tiny_run):
 
 # --- resume -------------------------------------------------------------------------------
 
-RESUME_ARGS = ["--p", "11", "--frac-train", "0.5", "--d-model", "32", "--n-heads", "2",
-               "--d-head", "16", "--d-mlp", "64", "--epochs", "600", "--checkpoints", "every:25",
-               "--eval-every", "5", "--quiet"]
+RESUME_ARGS = [
+    "--p",
+    "11",
+    "--frac-train",
+    "0.5",
+    "--d-model",
+    "32",
+    "--n-heads",
+    "2",
+    "--d-head",
+    "16",
+    "--d-mlp",
+    "64",
+    "--epochs",
+    "600",
+    "--checkpoints",
+    "every:25",
+    "--eval-every",
+    "5",
+    "--quiet",
+]
 
 
 def _cli(*args):
@@ -99,7 +117,10 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkp
     ckpt_dir = killed / files.CHECKPOINT_DIR
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if ckpt_dir.is_dir() and len(list(ckpt_dir.glob("*.safetensors"))) >= kill_after_checkpoints:
+        if (
+            ckpt_dir.is_dir()
+            and len(list(ckpt_dir.glob("*.safetensors"))) >= kill_after_checkpoints
+        ):
             break
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
@@ -111,13 +132,15 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkp
     ref_run, resumed = load_run(reference), load_run(killed)
     assert resumed.epochs == ref_run.epochs
     for epoch in ref_run.epochs:
-        assert _files_equal(files.checkpoint_path(reference, epoch),
-                            files.checkpoint_path(killed, epoch)), epoch
+        assert _files_equal(
+            files.checkpoint_path(reference, epoch), files.checkpoint_path(killed, epoch)
+        ), epoch
     assert read_metrics(killed / files.METRICS) == read_metrics(reference / files.METRICS)
     assert not list(killed.rglob("*.tmp"))
 
 
 # --- atomic writes and bad files ----------------------------------------------------------
+
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "file.json"
@@ -182,6 +205,7 @@ def test_metrics_reader_ignores_a_cut_off_last_line(tmp_path, tiny_run):
 
 # --- CLI ------------------------------------------------------------------------------------
 
+
 def test_cli_reports_bad_config_without_traceback(capsys):
     assert main(["train", "--p", "2"]) == 2
     err = capsys.readouterr().err
@@ -192,8 +216,10 @@ def test_cli_config_file_with_overrides(tmp_path, capsys):
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(tiny_config(epochs=8).to_json())
     out = tmp_path / "run"
-    assert main(["train", "--config", str(cfg_file), "--epochs", "10", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "--config", str(cfg_file), "--epochs", "10", "--out", str(out), "--quiet"])
+        == 0
+    )
     assert load_run(out).config == tiny_config(epochs=10)
     assert main(["train", "--config", str(cfg_file), "--out", str(out), "--quiet"]) == 2
     assert "different run" in capsys.readouterr().err
@@ -201,6 +227,23 @@ def test_cli_config_file_with_overrides(tmp_path, capsys):
 
 def test_cli_default_out_dir_is_named_after_the_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--p", "7", "--epochs", "3", "--d-model", "16", "--d-head", "4",
-                 "--d-mlp", "16", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--p",
+                "7",
+                "--epochs",
+                "3",
+                "--d-model",
+                "16",
+                "--d-head",
+                "4",
+                "--d-mlp",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert load_run(tmp_path / "checkpoints" / RunConfig(p=7).run_name).is_complete

@@ -1,0 +1,49 @@
+# Two entry points (see README):
+#   make all    set up from nothing, then train, analyse and draw the default p = 113 run
+#   make test   set up from nothing, then run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUN    ?= checkpoints/add-p113-init999-data598
+
+.PHONY: all setup browser train analyze figures test lint clean-venv
+
+all: setup browser train analyze figures
+	@echo "report: $(RUN)/figures/report.html"
+
+setup: $(VENV)/.installed
+
+# torch first, pinned, so that transformer-lens finds it and pulls no CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Chromium lets kaleido write PNG/SVG figures; without it figures are HTML only.
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: no Chromium installed; figures will be written as HTML only"
+
+train: setup
+	@if [ -f $(RUN)/config.json ]; then $(BIN)/grokinterp train --resume $(RUN); \
+	 else $(BIN)/grokinterp train --out $(RUN); fi
+
+analyze: setup
+	$(BIN)/grokinterp analyze $(RUN)
+
+figures: setup
+	$(BIN)/grokinterp figures $(RUN)
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check grokinterp tests
+	$(BIN)/ruff format --check grokinterp tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,183 @@
+"""Benchmarks: training (fast path vs the TransformerLens-demo loop) and analysis.
+
+Analysis: the batched checkpoint path against a per-checkpoint hooked loop.
+
+Both compute every registered measure for the same checkpoints in this process: the
+batched path stacks ``chunk_size`` checkpoints and runs :func:`grokinterp.batched.last_position`
+once per chunk; the reference loads each checkpoint as a TransformerLens model
+(``run.model_at``) and reads activations with ``run_with_cache`` over all p^2 inputs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grokinterp import files
+from grokinterp.analysis import DEFAULT_CHUNK, measure_batched, measure_hooked
+from grokinterp.config import RunConfig
+from grokinterp.data import make_dataset
+from grokinterp.model import build_model
+from grokinterp.run import Run, load_run
+from grokinterp.storage import atomic_write_text, metrics_header, save_tensors, write_json
+from grokinterp.train import Trainer, cross_entropy
+
+__all__ = [
+    "bench_analyze",
+    "bench_train",
+    "format_bench_analyze",
+    "format_bench_train",
+    "write_random_run",
+]
+
+
+def write_random_run(cfg: RunConfig, out_dir: str | Path, n_checkpoints: int, seed: int = 0) -> Run:
+    """A run directory whose checkpoints are the initial weights, shrunk and perturbed.
+
+    For benchmarks and tests that need checkpoints without training; the metrics file
+    holds only its header.
+    """
+    out = Path(out_dir)
+    data = make_dataset(cfg)
+    atomic_write_text(out / files.CONFIG, cfg.to_json() + "\n")
+    write_json(out / files.SPLIT, {"train_idx": data.train_idx.tolist()})
+    atomic_write_text(out / files.METRICS, metrics_header())
+    state = build_model(cfg).state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    epochs = np.unique(np.linspace(0, cfg.epochs, n_checkpoints).round().astype(int))
+    for i, epoch in enumerate(epochs.tolist()):
+        scale = 1.0 - 0.5 * i / max(len(epochs) - 1, 1)
+        noisy = {
+            k: scale * v + 0.02 * torch.randn(v.shape, generator=gen) for k, v in state.items()
+        }
+        meta = {"format": files.CHECKPOINT_FORMAT, "epoch": str(epoch)}
+        save_tensors(files.checkpoint_path(out, epoch), noisy, meta)
+    return load_run(out)
+
+
+def bench_analyze(
+    run_or_cfg: Run | RunConfig | str | Path | None = None,
+    n_checkpoints: int = 16,
+    n_reference: int = 4,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict:
+    """Seconds per checkpoint of the batched analysis and of the hooked per-checkpoint loop.
+
+    run_or_cfg: a run (or its path) to time on its latest ``n_checkpoints`` checkpoints;
+    a config (default: ``RunConfig()``, p=113) for random-weight checkpoints written to a
+    temporary folder.  The reference loop is slow, so it times ``n_reference`` of them.
+    Also reports the largest difference between the two paths' values.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(run_or_cfg, Run):
+            run = run_or_cfg
+        elif isinstance(run_or_cfg, (str, Path)):
+            run = load_run(run_or_cfg)
+        else:
+            run = write_random_run(run_or_cfg or RunConfig(), Path(tmp) / "run", n_checkpoints)
+        epochs = run.epochs[-n_checkpoints:]
+        key_freqs = [1, 2, 3]
+        measure_batched(run, epochs[:1], key_freqs)  # warm-up (allocations, thread pool)
+
+        start = time.perf_counter()
+        batched = measure_batched(run, epochs, key_freqs, chunk_size=chunk_size)
+        batched_s = (time.perf_counter() - start) / len(epochs)
+
+        ref_epochs = epochs[-n_reference:]
+        start = time.perf_counter()
+        hooked = [
+            measure_hooked(run.model_at(e), run.config, run.dataset, e, key_freqs)
+            for e in ref_epochs
+        ]
+        reference_s = (time.perf_counter() - start) / len(ref_epochs)
+
+    same = batched[batched["epoch"].isin(ref_epochs)].reset_index(drop=True)
+    ref = np.concatenate([h["value"].to_numpy() for h in hooked])
+    scale = np.maximum(np.abs(ref), 1e-6)
+    return {
+        "p": run.config.p,
+        "d_mlp": run.config.d_mlp,
+        "n_checkpoints": len(epochs),
+        "n_reference": len(ref_epochs),
+        "chunk_size": chunk_size,
+        "threads": torch.get_num_threads(),
+        "batched_s_per_checkpoint": batched_s,
+        "reference_s_per_checkpoint": reference_s,
+        "speedup": reference_s / batched_s,
+        "max_rel_diff": float(np.max(np.abs(same["value"].to_numpy() - ref) / scale)),
+        "source": str(run.path) if isinstance(run_or_cfg, (Run, str, Path)) else "random weights",
+    }
+
+
+def format_bench_analyze(result: dict) -> str:
+    return (
+        f"analyze benchmark, p={result['p']}, d_mlp={result['d_mlp']}, "
+        f"{result['threads']} threads, checkpoints from {result['source']}\n"
+        f"  batched ({result['chunk_size']} checkpoints per forward, "
+        f"{result['n_checkpoints']} timed): "
+        f"{result['batched_s_per_checkpoint']:8.3f} s/checkpoint\n"
+        f"  reference (model_at + run_with_cache per checkpoint, {result['n_reference']} timed): "
+        f"{result['reference_s_per_checkpoint']:8.3f} s/checkpoint\n"
+        f"  speedup: {result['speedup']:.1f}x; largest relative difference "
+        f"{result['max_rel_diff']:.1e}"
+    )
+
+
+def _reference_epoch(trainer: Trainer, epoch: int) -> None:
+    """One epoch as the TransformerLens grokking demo runs it: the plain forward on all
+    positions, and the test loss evaluated every epoch."""
+    lr = trainer.cfg.lr
+    logits = trainer.model(trainer.train_tokens)[:, -1]
+    loss = cross_entropy(logits, trainer.train_labels, trainer.loss_dtype)
+    trainer._step(loss, lr)
+    with torch.no_grad():
+        test_logits = trainer.model(trainer.test_tokens)[:, -1]
+        cross_entropy(test_logits, trainer.test_labels, trainer.loss_dtype).item()
+
+
+def _time_epochs(step, n_epochs: int, warmup: int) -> float:
+    for epoch in range(warmup):
+        step(epoch)
+    start = time.perf_counter()
+    for epoch in range(warmup, warmup + n_epochs):
+        step(epoch)
+    return n_epochs / (time.perf_counter() - start)
+
+
+def bench_train(cfg: RunConfig | None = None, n_epochs: int = 100, warmup: int = 5) -> dict:
+    """Epochs per second of both loops, measured in this process, and their ratio.
+
+    Neither writes checkpoints: this measures the arithmetic of training only.
+    """
+    cfg = cfg or RunConfig()
+    data = make_dataset(cfg)
+    fast = Trainer(cfg.replace(fast_path=True), data)
+    fast_rate = _time_epochs(
+        lambda e: fast.epoch(e, evaluate=e % cfg.eval_every == 0), n_epochs, warmup
+    )
+    reference = Trainer(cfg.replace(fast_path=False), data)
+    ref_rate = _time_epochs(lambda e: _reference_epoch(reference, e), n_epochs, warmup)
+    return {
+        "p": cfg.p,
+        "epochs_timed": n_epochs,
+        "threads": torch.get_num_threads(),
+        "fast_epochs_per_s": fast_rate,
+        "reference_epochs_per_s": ref_rate,
+        "speedup": fast_rate / ref_rate,
+    }
+
+
+def format_bench_train(result: dict) -> str:
+    return (
+        f"train benchmark, p={result['p']}, {result['epochs_timed']} epochs each, "
+        f"{result['threads']} threads\n"
+        f"  fast path (last position, eval every {RunConfig().eval_every} epochs): "
+        f"{result['fast_epochs_per_s']:8.2f} epochs/s\n"
+        f"  reference (TL forward on all positions, test loss every epoch):   "
+        f"{result['reference_epochs_per_s']:8.2f} epochs/s\n"
+        f"  speedup: {result['speedup']:.2f}x"
+    )
