@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokinterp import RunConfig, load_run, train
+from grokinterp import load_run, train
 from grokinterp.analysis import (
     ANALYSES,
     analyze,
@@ -17,18 +17,9 @@ from grokinterp.analysis import (
     read_table,
 )
 from grokinterp.storage import read_json
+from tests.conftest import tiny_config
 
-CFG = RunConfig(
-    p=11,
-    d_model=16,
-    n_heads=2,
-    d_head=8,
-    d_mlp=32,
-    epochs=60,
-    checkpoints="every:10",
-    eval_every=5,
-    frac_train=0.5,
-)
+CFG = tiny_config(d_model=16, d_head=8, d_mlp=32, checkpoints="every:10")
 THRESHOLD = 0.3  # low, so that this tiny untrained model has neurons owned by frequencies
 
 
