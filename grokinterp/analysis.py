@@ -59,7 +59,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from grokinterp import files
 from grokinterp.batched import LastPosition, hooked_last_position, last_position, stack_states
-from grokinterp.config import RunConfig
+from grokinterp.config import OptionError, RunConfig
 from grokinterp.data import Dataset
 from grokinterp.fourier import FourierBasis, fourier_basis, freq_norms
 from grokinterp.measures import (
@@ -670,14 +670,16 @@ def _analyze(
     names = list(ANALYSES) if measures is None else list(dict.fromkeys(measures))
     unknown = [n for n in names if n not in ANALYSES]
     if unknown:
-        raise ValueError(f"unknown measure(s) {unknown}; registered: {list(ANALYSES)}")
+        raise OptionError(f"unknown measure(s) {unknown}; registered: {list(ANALYSES)}")
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+        raise OptionError(f"threshold must lie in (0, 1], got {threshold}")
+    if not 0 < acc_threshold <= 1:
+        raise OptionError(f"acc_threshold must lie in (0, 1], got {acc_threshold}")
     n_freqs = (cfg.p - 1) // 2
     if key_freqs is not None:
         bad = [k for k in key_freqs if not 1 <= int(k) <= n_freqs]
         if bad:
-            raise ValueError(f"key frequencies {bad} outside 1..{n_freqs} (p={cfg.p})")
+            raise OptionError(f"key frequencies {bad} outside 1..{n_freqs} (p={cfg.p})")
 
     final = _final_neurons(run, epochs[-1], threshold)
     measured = key_frequencies(neurons_per_freq(final.neurons[3][0], cfg.p))

@@ -21,6 +21,10 @@ class ConfigError(ValueError):
     """A configuration value is not allowed; the message names the field and the fix."""
 
 
+class OptionError(ValueError):
+    """An option of an analysis or figure call is not allowed; the message says what is."""
+
+
 def is_prime(n: int) -> bool:
     if n < 2:
         return False

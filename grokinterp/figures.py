@@ -32,7 +32,7 @@ from plotly.offline import get_plotlyjs
 
 from grokinterp import files, plots
 from grokinterp.analysis import checkpoint_detail, read_table
-from grokinterp.config import RunConfig
+from grokinterp.config import OptionError, RunConfig
 from grokinterp.run import load_run, read_config
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 
@@ -274,7 +274,7 @@ def write_figures(
     formats = tuple(formats)
     unknown = set(formats) - {"html", *STATIC_FORMATS}
     if unknown:
-        raise ValueError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
+        raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
     table, summary = read_analysis(run_dir)
     config = read_config(run_dir)
     attention = _final_attention_map(run_dir)
