@@ -24,7 +24,7 @@ from grokinterp.data import make_dataset
 from grokinterp.model import build_model
 from grokinterp.run import Run, load_run
 from grokinterp.storage import atomic_write_text, metrics_header, save_tensors, write_json
-from grokinterp.train import Trainer, cross_entropy
+from grokinterp.train import Trainer, cross_entropy, deterministic_algorithms
 
 __all__ = [
     "bench_analyze",
@@ -155,12 +155,13 @@ def bench_train(cfg: RunConfig | None = None, n_epochs: int = 100, warmup: int =
     """
     cfg = cfg or RunConfig()
     data = make_dataset(cfg)
-    fast = Trainer(cfg.replace(fast_path=True), data)
-    fast_rate = _time_epochs(
-        lambda e: fast.epoch(e, evaluate=e % cfg.eval_every == 0), n_epochs, warmup
-    )
-    reference = Trainer(cfg.replace(fast_path=False), data)
-    ref_rate = _time_epochs(lambda e: _reference_epoch(reference, e), n_epochs, warmup)
+    with deterministic_algorithms():  # as grokinterp.train.train runs
+        fast = Trainer(cfg.replace(fast_path=True), data)
+        fast_rate = _time_epochs(
+            lambda e: fast.epoch(e, evaluate=e % cfg.eval_every == 0), n_epochs, warmup
+        )
+        reference = Trainer(cfg.replace(fast_path=False), data)
+        ref_rate = _time_epochs(lambda e: _reference_epoch(reference, e), n_epochs, warmup)
     return {
         "p": cfg.p,
         "epochs_timed": n_epochs,

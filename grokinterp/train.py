@@ -8,7 +8,8 @@ epoch ``e`` all describe that same model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,6 +45,23 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype
     """Mean cross-entropy, computed in ``dtype`` (float64 by default: the tiny losses after
     memorisation underflow in float32, as Nanda et al. note)."""
     return F.cross_entropy(logits.to(dtype), labels)
+
+
+@contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Run the enclosed code with ``torch.use_deterministic_algorithms(True)``.
+
+    Without it, the backward of the fast path's table lookups (``index_put_`` with
+    accumulate) sums in an order that varies between processes at p = 113, so two runs
+    with the same seeds drift apart by one ulp at the first update and then chaotically.
+    The previous setting is restored on exit.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -211,7 +229,7 @@ def train(
         log.info("resuming %s at epoch %d", out, start)
 
     ckpt_epochs = set(checkpoint_epochs(cfg.checkpoints, cfg.epochs))
-    with open(out / files.METRICS, "a", buffering=1) as metrics:
+    with deterministic_algorithms(), open(out / files.METRICS, "a", buffering=1) as metrics:
         for epoch in range(start, cfg.epochs + 1):
             is_ckpt = epoch in ckpt_epochs
             if is_ckpt:

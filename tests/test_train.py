@@ -247,3 +247,23 @@ def test_cli_default_out_dir_is_named_after_the_run(tmp_path, monkeypatch):
         == 0
     )
     assert load_run(tmp_path / "checkpoints" / RunConfig(p=7).run_name).is_complete
+
+
+@pytest.mark.slow
+def test_default_size_training_is_reproducible_across_processes(tmp_path):
+    # At p = 113 the backward of the fast path's lookups is only reproducible between
+    # processes with deterministic algorithms on (tiny configs do not show the problem).
+    args = ["--epochs", "3", "--checkpoints", "list:2,3", "--quiet"]
+    for name in ("one", "two"):
+        subprocess.run(_cli(*args, "--out", str(tmp_path / name)), check=True)
+    for epoch in (2, 3):
+        assert _files_equal(
+            files.checkpoint_path(tmp_path / "one", epoch),
+            files.checkpoint_path(tmp_path / "two", epoch),
+        ), epoch
+
+
+def test_train_restores_the_deterministic_algorithms_setting(tmp_path):
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(tiny_config(epochs=2), tmp_path / "run")
+    assert not torch.are_deterministic_algorithms_enabled()
