@@ -82,7 +82,7 @@ from grokinterp.measures import (
 from grokinterp.measures.attention import TARGETS
 from grokinterp.measures.norms import weight_norms_sq
 from grokinterp.phases import PHASE_NAMES, detect_phases, key_freq_births
-from grokinterp.run import Run, load_run
+from grokinterp.run import Run, find_runs, load_run
 from grokinterp.storage import RunFileError, atomic_write_text, read_json, write_json
 
 __all__ = [
@@ -775,17 +775,8 @@ def analyze_path(path: str | Path, **opts) -> dict[str, dict]:
 
     Returns {run_dir: summary}; ``opts`` are :func:`analyze`'s keyword arguments.
     """
-    path = Path(path)
-    if (path / files.CONFIG).is_file():
-        runs = [path]
-    elif path.is_dir():
-        runs = sorted(d for d in path.iterdir() if (d / files.CONFIG).is_file())
-        if not runs:
-            raise RunFileError(f"{path}: neither a run directory nor a folder of run directories")
-    else:
-        raise RunFileError(f"{path}: no such run directory")
     out = {}
-    for run_dir in runs:
+    for run_dir in find_runs(path):
         run = load_run(run_dir)
         if not run.epochs:
             log.warning("%s: no complete checkpoints yet; skipped", run_dir)

@@ -182,8 +182,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from grokinterp.figures import write_figures
+    from grokinterp.run import find_runs
 
-    runs = _run_dirs(Path(args.path))
+    runs = find_runs(args.path)
     formats = tuple(args.formats.split(","))
     for run_dir in runs:
         written = write_figures(run_dir, formats=formats)
@@ -192,19 +193,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         if report:
             print(f"  open {report[0].resolve().as_uri()}")
     return 0
-
-
-def _run_dirs(path: Path) -> list[Path]:
-    from grokinterp import files
-
-    if (path / files.CONFIG).is_file():
-        return [path]
-    runs = (
-        sorted(d for d in path.iterdir() if (d / files.CONFIG).is_file()) if path.is_dir() else []
-    )
-    if not runs:
-        raise CliError(f"{path}: neither a run directory nor a folder of run directories")
-    return runs
 
 
 def build_parser() -> argparse.ArgumentParser:

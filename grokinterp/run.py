@@ -110,6 +110,19 @@ def read_split(run_dir: Path, config: RunConfig) -> torch.Tensor:
     return torch.tensor(idx, dtype=torch.long)
 
 
+def find_runs(path: str | Path) -> list[Path]:
+    """The run directory ``path``, or the run directories directly inside it."""
+    path = Path(path)
+    if (path / files.CONFIG).is_file():
+        return [path]
+    if not path.is_dir():
+        raise RunFileError(f"{path}: no such run directory")
+    runs = sorted(d for d in path.iterdir() if (d / files.CONFIG).is_file())
+    if not runs:
+        raise RunFileError(f"{path}: neither a run directory nor a folder of run directories")
+    return runs
+
+
 def load_run(path: str | Path) -> Run:
     """Open a run directory written by ``grokinterp train``."""
     path = Path(path)
