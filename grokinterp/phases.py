@@ -42,6 +42,7 @@ __all__ = [
     "grokking_ratio",
     "key_freq_births",
     "memorisation_end",
+    "predicted_sq_norm_rate",
     "running_median",
     "t_grok",
     "t_mem",
@@ -305,11 +306,26 @@ class WeightDecayFit:
     prediction: np.ndarray
 
 
+def predicted_sq_norm_rate(lr: float, weight_decay: float) -> float:
+    """Decay rate per epoch of the sum of squared weights under pure weight decay.
+
+    Theory (SPEC, "Theory to check against"; seed 000, section 3.2): once the training
+    loss is tiny, AdamW's decoupled decay ``theta <- theta - lr * wd * theta`` is taken to
+    dominate the update, so the weights shrink as ``exp(-lr * wd * t)`` and their sum of
+    squares as ``exp(-2 * lr * wd * t)``.  The loss gradient pushes back, so a measured
+    rate below this bound shows how much the loss still resists the decay.
+
+    >>> predicted_sq_norm_rate(1e-3, 1.0)
+    0.002
+    """
+    return 2.0 * lr * weight_decay
+
+
 def fit_weight_decay(epochs: np.ndarray, norms: np.ndarray, start: int) -> WeightDecayFit:
     """Least-squares fit of log(norms) against t over the checkpoints with t >= start.
 
     For figures: under pure decoupled weight decay the L2 norm decays at rate lr * wd per
-    epoch and the sum of squares at 2 lr wd (see :mod:`grokinterp.decay`).
+    epoch and the sum of squares at 2 lr wd (:func:`predicted_sq_norm_rate`).
     ``prediction`` is the fitted curve at ``epochs`` (all of them).
     """
     e = np.asarray(epochs, dtype=float)

@@ -20,8 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokinterp.decay import predicted_sq_norm_rate
-from grokinterp.phases import fit_weight_decay
+from grokinterp.phases import fit_weight_decay, predicted_sq_norm_rate
 
 __all__ = [
     "PALETTE",
@@ -462,7 +461,7 @@ def weight_norm_decay(
     The fit (:func:`grokinterp.phases.fit_weight_decay`) uses the checkpoints from
     ``fit_start`` (default: the end of memorisation, else T_mem) on.  The weight-decay
     prediction ``exp(-2 lr wd t)`` for the sum of squares
-    (:func:`grokinterp.decay.predicted_sq_norm_rate`) is drawn from the fitted value at the
+    (:func:`grokinterp.phases.predicted_sq_norm_rate`) is drawn from the fitted value at the
     start, so the two slopes can be compared.
     """
     series = measure_series(table, "weight_norm_sq", "total")

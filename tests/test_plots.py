@@ -18,7 +18,7 @@ from _synthetic_analysis import (
 )
 
 from grokinterp import plots
-from grokinterp.decay import predicted_sq_norm_rate
+from grokinterp.phases import predicted_sq_norm_rate
 
 P = 13
 
