@@ -98,22 +98,20 @@ def first_at_least(epochs: np.ndarray, values: np.ndarray, threshold: float) -> 
     return int(e[hit[0]]) if len(hit) else None
 
 
-def t_mem(epochs: np.ndarray, train_acc: np.ndarray, threshold: float = 0.99) -> Boundary:
-    epoch = first_at_least(epochs, train_acc, threshold)
+def _accuracy_crossing(name: str, epochs: np.ndarray, acc: np.ndarray, threshold: float):
     return Boundary(
-        epoch,
-        f"first epoch with train_acc >= {threshold:g}",
-        {"threshold": threshold, "n_points": int(np.isfinite(train_acc).sum())},
+        first_at_least(epochs, acc, threshold),
+        f"first epoch with {name} >= {threshold:g}",
+        {"threshold": threshold, "n_points": int(np.isfinite(acc).sum())},
     )
+
+
+def t_mem(epochs: np.ndarray, train_acc: np.ndarray, threshold: float = 0.99) -> Boundary:
+    return _accuracy_crossing("train_acc", epochs, train_acc, threshold)
 
 
 def t_grok(epochs: np.ndarray, test_acc: np.ndarray, threshold: float = 0.99) -> Boundary:
-    epoch = first_at_least(epochs, test_acc, threshold)
-    return Boundary(
-        epoch,
-        f"first epoch with test_acc >= {threshold:g}",
-        {"threshold": threshold, "n_points": int(np.isfinite(test_acc).sum())},
-    )
+    return _accuracy_crossing("test_acc", epochs, test_acc, threshold)
 
 
 def grokking_ratio(mem: Boundary, grok: Boundary) -> Boundary:

@@ -199,36 +199,25 @@ def _shade_phases(fig: go.Figure, phases: Phases | None, *, subplots: bool = Fal
             **where,
         )
         # labelled in the legend: band labels collide when a phase is short on the axis
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=f"phase: {name}",
-                legendgroup="phases",
-                marker={
-                    "symbol": "square",
-                    "size": 14,
-                    "color": PALETTE["phases"][name],
-                    "line": {"width": 0},
-                },
-            )
-        )
+        marker = {
+            "symbol": "square",
+            "size": 14,
+            "color": PALETTE["phases"][name],
+            "line": {"width": 0},
+        }
+        fig.add_trace(_legend_entry(f"phase: {name}", mode="markers", marker=marker))
     for label, epoch in (("T_mem", phases.t_mem), ("T_grok", phases.t_grok)):
         if epoch is not None and np.isfinite(epoch):
             fig.add_vline(
                 x=epoch, line_dash="dash", line_width=1, line_color=PALETTE[label], **where
             )
-            fig.add_trace(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="lines",
-                    name=f"{label} = {epoch:g}",
-                    legendgroup="phases",
-                    line={"dash": "dash", "width": 1, "color": PALETTE[label]},
-                )
-            )
+            line = {"dash": "dash", "width": 1, "color": PALETTE[label]}
+            fig.add_trace(_legend_entry(f"{label} = {epoch:g}", mode="lines", line=line))
+
+
+def _legend_entry(name: str, **style) -> go.Scatter:
+    """A trace with no data that only adds a legend entry (for shapes, which have none)."""
+    return go.Scatter(x=[None], y=[None], name=name, legendgroup="phases", **style)
 
 
 def _line(series: pd.Series, name: str, color: str, **kwargs) -> go.Scatter:
