@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-RUN    ?= checkpoints/add-p113-init999-data598
+RUN    ?= checkpoints/add-p113-paper-init999-data598
 
 .PHONY: all setup browser train analyze figures test lint clean-venv
 

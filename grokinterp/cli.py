@@ -27,6 +27,8 @@ _FIELD_HELP = {
     "frac_train": "fraction of the p^2 pairs used for training, in (0, 1)",
     "data_seed": "seed of the train/test split",
     "init_seed": "seed of the model initialisation",
+    "init": "initialisation: paper (Nanda et al., default), tl-demo (legacy TL) or native (TL 4)",
+    "init_scale": "factor on every initial weight",
     "biases": "'mlp' (paper: MLP biases trained, attention biases 0) or 'none' (all 0)",
     "loss_dtype": "float64 or float32",
     "fast_path": "train with the last-position fast forward (--no-fast-path: plain TL forward)",

@@ -1,8 +1,9 @@
 """The run configuration: one frozen dataclass that fully describes a training run.
 
 Defaults follow Nanda et al. (2023), "Progress measures for grokking via mechanistic
-interpretability" (see shared/SPEC.md). Everything a run needs to be reproduced lives here;
-derived values are properties, and bad values are refused at construction.
+interpretability" (see docs/reproducing-the-paper.md). Everything a run needs to be
+reproduced lives here; derived values are properties, and bad values are refused at
+construction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 OPERATIONS = ("add", "sub", "mul")
 BIAS_MODES = ("mlp", "none")
+INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
 
 
@@ -48,6 +50,8 @@ class RunConfig:
         "mlp"  # "mlp": MLP biases trained, attention/unembed biases held at 0; "none": all at 0
     )
     init_seed: int = 999
+    init: str = "paper"  # "paper" (Nanda et al.'s code), "tl-demo" (legacy TL) or "native" (TL 4)
+    init_scale: float = 1.0  # a factor on every initial weight (Omnigrok uses > 1)
     # optimiser: full-batch AdamW with a linear warm-up
     lr: float = 1e-3
     weight_decay: float = 1.0
@@ -105,6 +109,10 @@ class RunConfig:
             raise ConfigError(f"RunConfig.act_fn must be 'relu' or 'gelu', got {self.act_fn!r}")
         if self.biases not in BIAS_MODES:
             raise ConfigError(f"RunConfig.biases must be one of {BIAS_MODES}, got {self.biases!r}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"RunConfig.init must be one of {INIT_SCHEMES}, got {self.init!r}")
+        if not self.init_scale > 0:
+            raise ConfigError(f"RunConfig.init_scale must be > 0, got {self.init_scale}")
         if self.lr <= 0:
             raise ConfigError(f"RunConfig.lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
@@ -147,7 +155,11 @@ class RunConfig:
     def run_name(self) -> str:
         if self.name:
             return self.name
-        return f"{self.operation}-p{self.p}-init{self.init_seed}-data{self.data_seed}"
+        scale = "" if self.init_scale == 1 else f"x{self.init_scale:g}"
+        return (
+            f"{self.operation}-p{self.p}-{self.init}{scale}-init{self.init_seed}"
+            f"-data{self.data_seed}"
+        )
 
     # serialisation
     def to_dict(self) -> dict[str, Any]:

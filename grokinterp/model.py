@@ -2,6 +2,22 @@
 
 The model is a TransformerLens 4 ``TransformerBridge`` booted natively (no download):
 one layer, no LayerNorm, ReLU MLP, as in Nanda et al. (2023).
+
+Initialisation (``RunConfig.init``; docs/reproducing-the-paper.md), every weight normal
+with mean 0 and biases zero:
+
+==========  ====================================================================
+``paper``   std 1/sqrt(d_model) for W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out;
+            std 1/sqrt(d_vocab) for W_U, d_vocab = p + 1 (Nanda et al.'s code)
+``tl-demo`` std 0.8/sqrt(d_model) for every weight (legacy TransformerLens, as in
+            its grokking demo)
+``native``  TransformerLens 4's ``boot_native``: as tl-demo, with W_O and W_out
+            further scaled by 1/sqrt(2 n_layers)
+==========  ====================================================================
+
+``RunConfig.init_scale`` multiplies every initial weight.  Draws come from a local
+generator seeded with ``init_seed``, so the global RNG is untouched and a config always
+gives the same weights.
 """
 
 from __future__ import annotations
@@ -55,13 +71,72 @@ def native_parameters(model: TransformerBridge) -> dict[str, torch.nn.Parameter]
     }
 
 
+# Native weight names in TransformerLens' own init order, with their TL property names.
+_WEIGHTS = (
+    ("tok_embed.weight", "W_E"),
+    ("pos.weight", "W_pos"),
+    ("layers.0.attn.q.weight", "W_Q"),
+    ("layers.0.attn.k.weight", "W_K"),
+    ("layers.0.attn.v.weight", "W_V"),
+    ("layers.0.attn.o.weight", "W_O"),
+    ("layers.0.mlp.fc_in.weight", "W_in"),
+    ("layers.0.mlp.fc_out.weight", "W_out"),
+    ("head.weight", "W_U"),
+)
+
+
+def init_stds(cfg: RunConfig) -> dict[str, float]:
+    """The initial std of every weight under ``cfg.init`` and ``cfg.init_scale``.
+
+    Keys are TransformerLens property names (W_E, ..., W_U); every bias starts at zero.
+
+    >>> stds = init_stds(RunConfig())  # paper: 1/sqrt(128), and W_U 1/sqrt(114)
+    >>> round(stds["W_E"], 5), round(stds["W_U"], 5)
+    (0.08839, 0.09366)
+    """
+    base = 0.8 / math.sqrt(cfg.d_model)  # legacy TransformerLens "gpt2" init
+    if cfg.init == "paper":
+        stds = {name: 1 / math.sqrt(cfg.d_model) for _, name in _WEIGHTS}
+        stds["W_U"] = 1 / math.sqrt(cfg.d_vocab)
+    elif cfg.init == "tl-demo":
+        stds = {name: base for _, name in _WEIGHTS}
+    else:  # native: residual-writing projections scaled by 1/sqrt(2 n_layers), n_layers = 1
+        stds = {name: base for _, name in _WEIGHTS}
+        stds["W_O"] = stds["W_out"] = base / math.sqrt(2)
+    return {name: std * cfg.init_scale for name, std in stds.items()}
+
+
+@torch.no_grad()
+def _initialise(model: TransformerBridge, cfg: RunConfig) -> None:
+    """Redraw every weight with :func:`init_stds` and zero every bias, in place.
+
+    ``native`` keeps TransformerLens' own draws (scaled by init_scale); the other schemes
+    draw standard normals on the CPU from a generator seeded with ``init_seed``, in
+    TransformerLens' init order, so the weights do not depend on the device.
+    """
+    params = native_parameters(model)
+    stds = init_stds(cfg)
+    generator = torch.Generator().manual_seed(cfg.init_seed)
+    for native, name in _WEIGHTS:
+        param = params[native]
+        if cfg.init == "native":
+            param.mul_(cfg.init_scale)
+        else:
+            draw = torch.randn(param.shape, generator=generator, dtype=torch.float32)
+            param.copy_(draw * stds[name])
+    for native, param in params.items():
+        if native.endswith(".bias"):
+            param.zero_()
+
+
 def build_model(cfg: RunConfig, device: str | torch.device = "cpu") -> TransformerBridge:
-    """Build the run's model with its seeded initialisation.
+    """Build the run's model with its seeded initialisation (``cfg.init``, ``init_scale``).
 
     Attention biases are held at zero and untrained; MLP biases are trained unless
     ``cfg.biases == "none"`` (the TransformerLens grokking-demo variant).
     """
     model = TransformerBridge.boot_native(bridge_config(cfg), device=device)
+    _initialise(model, cfg)
     params = native_parameters(model)
     frozen = _ATTENTION_BIASES + (_MLP_BIASES if cfg.biases == "none" else ())
     for name in frozen:

@@ -87,9 +87,15 @@ def _summarise(epochs: list[int]) -> str:
     return f"[{', '.join(map(str, epochs[:4]))}, ..., {', '.join(map(str, epochs[-3:]))}]"
 
 
+# Fields added after runs were first written, with the value those older runs used.
+_LEGACY_DEFAULTS = {"init": "native", "init_scale": 1.0}
+
+
 def read_config(run_dir: Path) -> RunConfig:
+    """A run's stored config.  Runs written before ``init`` existed trained with ``native``."""
     path = Path(run_dir) / files.CONFIG
     data = read_json(path)
+    data = {**_LEGACY_DEFAULTS, **data} if isinstance(data, dict) else data
     try:
         return RunConfig.from_dict(data)
     except (ConfigError, TypeError) as err:

@@ -26,6 +26,9 @@ def test_defaults_follow_the_spec():
         10,
     )
     assert cfg.loss_dtype == "float64" and cfg.biases == "mlp"
+    assert (cfg.init, cfg.init_scale) == ("paper", 1.0)
+    assert cfg.run_name == "add-p113-paper-init999-data598"
+    assert RunConfig(init="native", init_scale=3.0).run_name == "add-p113-nativex3-init999-data598"
 
 
 def test_derived_values_follow_p():
@@ -54,6 +57,8 @@ def test_derived_values_follow_p():
         ({"loss_dtype": "float16"}, "loss_dtype"),
         ({"p": "113"}, "p"),
         ({"eval_every": 0}, "eval_every"),
+        ({"init": "xavier"}, "init"),
+        ({"init_scale": 0.0}, "init_scale"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(changes, field):

@@ -76,3 +76,54 @@ def test_fast_path_trains_the_same_parameters():
     assert set(ref) == set(fast) and len(ref) == 11
     for name in ref:
         torch.testing.assert_close(fast[name], ref[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("init", ["paper", "tl-demo", "native"])
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_each_init_scheme_has_its_defined_std(init, scale):
+    cfg = RunConfig(init=init, init_scale=scale)  # the default sizes: d_model 128, p 113
+    d, v = cfg.d_model, cfg.d_vocab
+    paper = {name: 1 / d**0.5 for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O")}
+    paper.update(W_in=1 / d**0.5, W_out=1 / d**0.5, W_U=1 / v**0.5)
+    demo = {name: 0.8 / d**0.5 for name in paper}
+    expected = {"paper": paper, "tl-demo": demo, "native": {**demo}}[init]
+    if init == "native":
+        expected["W_O"] = expected["W_out"] = 0.8 / d**0.5 / 2**0.5
+    model = build_model(cfg)
+    for name, std in expected.items():
+        weight = getattr(model, name).detach().flatten()
+        # sample std of n normals: relative error ~ 1/sqrt(2n); allow 5 of those
+        tolerance = 5 / (2 * weight.numel()) ** 0.5
+        assert abs(float(weight.mean())) < 5 * std * scale / weight.numel() ** 0.5, name
+        assert float(weight.std()) == pytest.approx(std * scale, rel=tolerance), name
+    for name, param in native_parameters(model).items():
+        if name.endswith(".bias"):
+            assert torch.count_nonzero(param) == 0, name
+
+
+def test_init_scale_multiplies_the_same_draws():
+    one = build_model(RunConfig(init_scale=1.0)).state_dict()
+    ten = build_model(RunConfig(init_scale=10.0)).state_dict()
+    for key in one:
+        torch.testing.assert_close(ten[key], 10 * one[key], rtol=1e-6, atol=0)
+
+
+def test_native_init_is_transformer_lens_own():
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from grokinterp.model import bridge_config
+
+    cfg = small(init="native")
+    reference = native_parameters(TransformerBridge.boot_native(bridge_config(cfg)))
+    ours = native_parameters(build_model(cfg))
+    for name, param in ours.items():
+        if not name.endswith(".bias"):
+            assert torch.equal(param, reference[name]), name
+
+
+def test_init_draws_do_not_touch_the_global_rng():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    build_model(small(init="paper"))
+    assert torch.equal(torch.rand(3), expected)

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -267,3 +268,17 @@ def test_train_restores_the_deterministic_algorithms_setting(tmp_path):
     assert not torch.are_deterministic_algorithms_enabled()
     train(tiny_config(epochs=2), tmp_path / "run")
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_run_written_before_init_existed_reads_as_native(tmp_path, tiny_run):
+    import shutil
+
+    from grokinterp import files
+    from grokinterp.run import read_config
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run.path, old)
+    data = json.loads((old / files.CONFIG).read_text())
+    del data["init"], data["init_scale"]
+    (old / files.CONFIG).write_text(json.dumps(data))
+    assert read_config(old) == tiny_run.config.replace(init="native")
