@@ -1,4 +1,4 @@
-"""Phase boundaries from the progress-measure curves (SPEC, "Phases").
+"""Phase boundaries from the progress-measure curves (docs/phases.md).
 
 Every rule returns a :class:`Boundary`: the epoch (None when the run has not got there),
 the rule in words, and the inputs that produced it, so a reader can check it.
@@ -10,8 +10,10 @@ the rule in words, and the inputs that produced it, so a reader can check it.
   (the last checkpoint if the run has not grokked).  The minimum of the excluded loss in
   the same window is reported beside it: in Nanda et al. (2023) the two coincide (~1.4k).
 - ``circuit_formation_end``: the peak of the (smoothed, log) excluded loss after
-  memorisation_end (~9.4k in the paper, while the test loss falls sharply); None while
-  the run has not grokked (no T_grok), since the peak cannot be told from a rise yet.
+  memorisation_end, searched no later than the end of the test loss's sharp fall
+  (:func:`sharp_fall`: 75% of its log fall done; ~9.4k in the paper), so an excluded loss
+  that levels off cannot put it on late noise; None while the run has not grokked (no
+  T_grok), since the peak cannot be told from a rise yet.
 - ``cleanup_end``: the first checkpoint at or after circuit_formation_end where both the
   Gini coefficient of W_E has made ``done`` (95%) of its total rise (from its minimum over
   the run to its final value) and the log restricted loss has made ``done`` of its fall
@@ -46,6 +48,7 @@ __all__ = [
     "running_median",
     "t_grok",
     "t_mem",
+    "sharp_fall",
 ]
 
 PHASE_NAMES = (
@@ -156,28 +159,71 @@ def memorisation_end(
     return Boundary(int(e[i]), rule, inputs)
 
 
+def sharp_fall(
+    test_loss: Curve,
+    after: int,
+    window: int = 5,
+    levels: tuple[float, float, float] = (0.1, 0.5, 0.75),
+) -> dict | None:
+    """The test loss's sharp fall after epoch ``after``, by the levels it passes.
+
+    On the smoothed log10 test loss, the fall runs from its value at ``after`` (the end of
+    memorisation, where it peaks) to its value at the last checkpoint.  Returns the first
+    checkpoints at which the fall is ``levels`` (10%, 50%, 75%) done, as {'start', 'mid',
+    'end'}, with the log10 values {'from', 'to'}; None when the loss does not fall.  Levels
+    rather than slopes: uneven checkpoint spacing and noise do not move them, and the
+    slow decline through cleanup stays past 'end'.
+    """
+    e, v = _clean(*test_loss)
+    keep = e >= after
+    e, smooth = e[keep], running_median(_log(v), window)[keep]
+    if len(e) < 2 or smooth[-1] >= smooth[0]:
+        return None
+    top, bottom = float(smooth[0]), float(smooth[-1])
+    out: dict = {"from": top, "to": bottom}
+    for name, level in zip(("start", "mid", "end"), levels, strict=True):
+        target = top - level * (top - bottom)
+        out[name] = int(e[np.argmax(smooth <= target)])
+    return out
+
+
 def circuit_formation_end(
     excluded_loss: Curve,
     after: int | None,
     test_loss: Curve | None = None,
     window: int = 5,
 ) -> Boundary:
-    """Peak of the smoothed log excluded loss after memorisation ends."""
+    """Peak of the smoothed log excluded loss, searched no later than the test loss's fall.
+
+    The window runs from ``after`` (the end of memorisation) to the end of the test loss's
+    sharp fall (:func:`sharp_fall`: 75% of its log fall done).  Bounding it so keeps an
+    excluded loss that levels off, instead of peaking, from putting the boundary (and the
+    end of cleanup after it) on late noise.  Without a test loss curve, or if the test
+    loss never falls, the window runs to the last checkpoint.
+    """
     rule = (
-        f"peak of the running-median (window {window}) log10 excluded loss after memorisation_end"
+        f"peak of the running-median (window {window}) log10 excluded loss after "
+        f"memorisation_end and no later than the end of the test loss's sharp fall (75% "
+        f"of its log10 fall from memorisation_end to the last checkpoint done)"
     )
     if after is None:
         return Boundary(None, rule + "; not reached: no memorisation_end", {})
     e, v = _clean(*excluded_loss)
     smooth = running_median(_log(v), window)
-    sel = e > after
+    fall = None if test_loss is None else sharp_fall(test_loss, after, window)
+    sel = (e > after) & (e <= (np.inf if fall is None else fall["end"]))
     if not sel.any():
-        return Boundary(None, rule + "; no checkpoint after memorisation_end", {"after": after})
+        return Boundary(None, rule + "; no checkpoint in the window", {"after": after})
     i = np.nonzero(sel)[0][np.argmax(smooth[sel])]
+    later = e > after
     inputs: dict = {
         "after": int(after),
+        "test_loss_fall": fall,
+        "window_epochs": [int(e[sel].min()), int(e[sel].max())],
         "excluded_loss_at_peak": float(v[i]),
+        "at_window_end": bool(e[i] == e[sel].max()),
         "at_last_checkpoint": bool(e[i] == e.max()),
+        "unbounded_peak_epoch": int(e[later][np.argmax(smooth[later])]),
     }
     if test_loss is not None:
         te, tv = _clean(*test_loss)
@@ -307,7 +353,7 @@ class WeightDecayFit:
 def predicted_sq_norm_rate(lr: float, weight_decay: float) -> float:
     """Decay rate per epoch of the sum of squared weights under pure weight decay.
 
-    Theory (SPEC, "Theory to check against"; seed 000, section 3.2): once the training
+    Theory (docs/phases.md, "Weight norm"): once the training
     loss is tiny, AdamW's decoupled decay ``theta <- theta - lr * wd * theta`` is taken to
     dominate the update, so the weights shrink as ``exp(-lr * wd * t)`` and their sum of
     squares as ``exp(-2 * lr * wd * t)``.  The loss gradient pushes back, so a measured

@@ -10,7 +10,9 @@ from grokinterp.phases import (
     fit_weight_decay,
     key_freq_births,
     running_median,
+    sharp_fall,
 )
+from grokinterp.schedule import checkpoint_epochs
 
 T = np.arange(0, 20001, 50)
 MEM_END, CIRCUIT_END, CLEANUP_END, GROK = 1400, 9400, 14000, 11000
@@ -108,3 +110,70 @@ def test_fit_weight_decay_recovers_the_rate():
     np.testing.assert_allclose(fit.prediction[t >= 1000], norms[t >= 1000])
     with pytest.raises(ValueError, match="needs >= 2"):
         fit_weight_decay(t, norms, start=10**6)
+
+
+# ---------------------------------------------------------------- the default schedule
+E = np.array(checkpoint_epochs("default", 25000))  # log-spaced to 1,000, then every 50
+
+
+def _sigmoid(t, centre, width):
+    return 1 / (1 + np.exp(-(t - centre) / width))
+
+
+def _default_schedule_curves(excluded_plateau: bool, seed: int = 0):
+    """Curves shaped like a real run, sampled on the default checkpoint schedule.
+
+    log10 test loss peaks at 1,400, falls sharply around 9,000, declines slowly through
+    cleanup to 14,000.  The excluded loss rises through circuit formation and either
+    peaks at 9,000 or levels off there (noisy, with a late bump around 21,000).
+    """
+    rng = np.random.default_rng(seed)
+    log_test = np.interp(E, [0, 1400, 8000], [0.6, 1.5, 1.4]) - 3.4 * _sigmoid(E, 9000, 250)
+    log_test -= 3.0 * np.clip((E - 10000) / 4000, 0, 1)
+    rise = -4 + 5.3 * _sigmoid(E, 7500, 700)
+    if excluded_plateau:
+        log_excluded = rise + 0.04 * rng.standard_normal(len(E))
+        log_excluded += 0.2 * ((E >= 20800) & (E <= 21200))  # late noise, above everything
+    else:
+        log_excluded = np.where(E <= 9000, rise, rise[E == 9000][0] - (E - 9000) / 4000)
+    gini = 0.1 + 0.6 * _sigmoid(E, 10500, 600)
+    return {
+        "train_acc": (E, np.minimum(1.0, E / 200)),
+        "test_acc": (E, _sigmoid(E, 8800, 80)),
+        "test_loss": (E, 10**log_test),
+        "excluded_loss": (E, 10**log_excluded),
+        "gini_embed": (E, gini),
+        "restricted_loss": (E, 4 * np.exp(-np.maximum(0, E - 7000) / 600) + 1e-3),
+    }
+
+
+def test_sharp_fall_levels_on_uneven_spacing():
+    # log10 loss linear from 1 at epoch 300 to -3 at 1,300, then flat: the fall is 10%,
+    # 50% and 75% done at epochs 400, 800 and 1,050, whatever the checkpoint spacing
+    loss = 10 ** np.interp(E, [0, 300, 1300], [1, 1, -3])
+    fall = sharp_fall((E, loss), after=300)
+    assert fall["from"] == pytest.approx(1) and fall["to"] == pytest.approx(-3)
+    for name, epoch in (("start", 400), ("mid", 800), ("end", 1050)):
+        assert fall[name] == E[E >= epoch - 1e-9][0], name  # first checkpoint at the level
+    assert sharp_fall((E, np.ones(len(E))), after=300) is None  # no fall, no window
+
+
+def test_circuit_formation_end_on_the_default_schedule():
+    phases = detect_phases(_default_schedule_curves(excluded_plateau=False))
+    assert phases["T_mem"].epoch == E[E >= 198][0]
+    assert abs(phases["memorisation_end"].epoch - 1400) <= 100
+    assert abs(phases["circuit_formation_end"].epoch - 9000) <= 100
+    assert 10500 <= phases["cleanup_end"].epoch <= 13500
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_levelling_excluded_loss_keeps_the_boundaries_in_the_fall(seed):
+    curves = _default_schedule_curves(excluded_plateau=True, seed=seed)
+    circuit = detect_phases(curves)["circuit_formation_end"]
+    fall = circuit.inputs["test_loss_fall"]
+    # the unbounded maximum is the late noise: the rule the window replaces lands there
+    assert 20800 <= circuit.inputs["unbounded_peak_epoch"] <= 21200
+    assert 8000 <= circuit.epoch <= fall["end"] <= 12500
+    assert circuit.inputs["window_epochs"][1] == fall["end"]
+    cleanup = detect_phases(curves)["cleanup_end"]
+    assert cleanup.epoch <= 14000 and not cleanup.inputs["at_last_checkpoint"]
