@@ -1,13 +1,14 @@
 """grokinterp: train, measure and explain grokking on modular arithmetic."""
 
-from grokinterp.config import ConfigError, RunConfig
+from grokinterp.config import RunConfig
+from grokinterp.errors import ConfigError, OptionError, RunExistsError, RunFileError
 from grokinterp.model import build_model
 from grokinterp.run import Run, load_run
-from grokinterp.storage import RunFileError
-from grokinterp.train import RunExistsError, train
+from grokinterp.train import train
 
 __all__ = [
     "ConfigError",
+    "OptionError",
     "Run",
     "RunConfig",
     "RunExistsError",

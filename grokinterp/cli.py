@@ -15,9 +15,8 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from grokinterp.config import ConfigError, OptionError, RunConfig
-from grokinterp.storage import RunFileError
-from grokinterp.train import RunExistsError
+from grokinterp.config import RunConfig
+from grokinterp.errors import ConfigError, OptionError, RunExistsError, RunFileError
 
 DEFAULT_ROOT = Path("checkpoints")
 

@@ -13,18 +13,13 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from grokinterp.errors import ConfigError, OptionError  # noqa: F401  (re-exported)
+from grokinterp.schedule import checkpoint_epochs
+
 OPERATIONS = ("add", "sub", "mul")
 BIAS_MODES = ("mlp", "none")
 INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
-
-
-class ConfigError(ValueError):
-    """A configuration value is not allowed; the message names the field and the fix."""
-
-
-class OptionError(ValueError):
-    """An option of an analysis or figure call is not allowed; the message says what is."""
 
 
 def is_prime(n: int) -> bool:
@@ -129,8 +124,6 @@ class RunConfig:
         if self.name and any(c in self.name for c in "/\\") or self.name in (".", ".."):
             raise ConfigError(f"RunConfig.name must be a plain folder name, got {self.name!r}")
         # Validate the schedule grammar now so a bad spec fails before training starts.
-        from grokinterp.schedule import checkpoint_epochs
-
         checkpoint_epochs(self.checkpoints, self.epochs)
 
     # derived values

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from grokinterp.errors import ConfigError
+
 DEFAULT_SCHEDULE = "default"
 
 
@@ -54,8 +56,6 @@ def _one(part: str, epochs: int) -> set[int]:
 
 def checkpoint_epochs(spec: str, epochs: int) -> list[int]:
     """Sorted epochs at which a checkpoint is saved, for a run of ``epochs`` epochs."""
-    from grokinterp.config import ConfigError
-
     try:
         chosen = set().union(*(_one(part.strip(), epochs) for part in spec.split("+")))
     except ValueError as err:

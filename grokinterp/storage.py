@@ -19,15 +19,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from grokinterp import files
+from grokinterp.errors import RunFileError  # noqa: F401  (re-exported)
 
 # mkstemp creates files readable by the owner only; run files get the usual umask mode.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
-
-
-class RunFileError(RuntimeError):
-    """A run file is missing, truncated or not a grokinterp file; the message names it."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from grokinterp import files
 from grokinterp.config import RunConfig
 from grokinterp.data import Dataset, make_dataset
+from grokinterp.errors import RunExistsError
 from grokinterp.model import build_model, last_position_logits, trainable_parameters
 from grokinterp.run import Run, load_run, read_config, read_split
 from grokinterp.schedule import checkpoint_epochs
@@ -35,10 +36,6 @@ from grokinterp.storage import (
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-class RunExistsError(RuntimeError):
-    """The output folder already holds a run that this one would overwrite."""
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

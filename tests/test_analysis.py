@@ -19,7 +19,7 @@ from grokinterp.analysis import (
 from grokinterp.storage import read_json
 from tests.conftest import tiny_config
 
-CFG = tiny_config(d_model=16, d_head=8, d_mlp=32, checkpoints="every:10")
+CFG = tiny_config(d_model=16, d_head=8, d_mlp=32, checkpoints="every:10", init="native")
 THRESHOLD = 0.3  # low, so that this tiny untrained model has neurons owned by frequencies
 
 
@@ -115,7 +115,7 @@ def test_incremental_equals_fresh_even_when_key_frequencies_change(run_dir, tmp_
 def test_rerun_computes_nothing_and_given_key_freqs_recompute(run_dir, monkeypatch):
     first = analyze(run_dir, threshold=THRESHOLD)
     calls = []
-    import grokinterp.analysis as module
+    import grokinterp.analysis.pipeline as module
 
     original = module.measure_batched
 

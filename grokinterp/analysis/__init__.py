@@ -1,0 +1,73 @@
+"""Progress measures over a run's checkpoints: a registry of analyses and one tidy table.
+
+:func:`analyze` runs every registered analysis on every complete checkpoint of a run and
+writes ``analysis.csv`` (columns ``epoch, measure, key, value``) and ``summary.json`` in the
+run directory (both atomically).  Checkpoints are processed in chunks with a batched
+last-position forward pass (:mod:`grokinterp.batched`); :func:`measure_hooked` computes the
+same rows for one model through TransformerLens hooks, and the tests prove they agree.
+
+Table measures (``key`` is a string; scalar measures use the empty key ``""``; read the
+file with :func:`read_table`, which keeps ``""`` as a string):
+
+=====================  ==============================  =========================================
+measure                key                             value
+=====================  ==============================  =========================================
+train_loss             ""                              float64 cross-entropy at '=' on train pairs
+test_loss              ""                              the same on the test pairs
+train_acc, test_acc    ""                              argmax accuracy on train / test pairs
+embed_freq_norm        "0" .. "(p-1)/2"                norm of F @ W_E[:p] per freq (0 = constant)
+wl_freq_norm           "0" .. "(p-1)/2"                the same for W_L = W_out @ W_U along outputs
+gini_embed, gini_wl    ""                              Gini of the p component norms of W_E / W_L
+neurons_per_freq       "1" .. "(p-1)/2"                neurons owned by frequency k (threshold)
+n_key_freqs            ""                              frequencies owning neurons at this checkpoint
+restricted_loss        "all", "train", "test"          loss of the key-frequency-restricted logits
+excluded_loss          "all", "<k>" per key freq       train loss with the key frequencies removed
+logit_explained_var    "all", "<k>" per key freq       variance fraction along cos(w_k(a+b-c))
+attn_to                "h<i>:a", "h<i>:b", "h<i>:="    mean attention from '=' per head and target
+weight_norm_sq         "total", "W_E", "W_pos", ...    sum of squares, total and per tensor
+=====================  ==============================  =========================================
+
+The definitions are in :mod:`grokinterp.measures` (one module per concept).
+
+Key frequencies are measured on the final (latest complete) checkpoint, unless given, and
+held fixed for restricted_loss, excluded_loss and logit_explained_var at every checkpoint;
+neurons_per_freq shows each frequency's own history.
+
+Incremental runs.  A second :func:`analyze` of the same run keeps the stored rows that are
+still valid and computes only the rest, giving the same table as a fresh run (up to
+float32 round-off in the forward pass).  Rows are valid when the stored settings
+(``summary.json``: analysis version, run config, threshold, key frequencies used) match:
+new checkpoints add rows; if new checkpoints change the final checkpoint's key
+
+Where things live: :mod:`~grokinterp.analysis.checkpoints` (a chunk of checkpoints and its
+shared forward pass), :mod:`~grokinterp.analysis.registry` (the registered measures),
+:mod:`~grokinterp.analysis.batch` (rows over chunks, and the hooked reference),
+:mod:`~grokinterp.analysis.table` (the table file and the cache),
+:mod:`~grokinterp.analysis.summary` (summary.json) and :mod:`~grokinterp.analysis.pipeline`
+(:func:`analyze`).
+"""
+
+from grokinterp.analysis.batch import checkpoint_detail, measure_batched, measure_hooked
+from grokinterp.analysis.checkpoints import DEFAULT_CHUNK, Checkpoints
+from grokinterp.analysis.pipeline import analyze, analyze_path
+from grokinterp.analysis.registry import ANALYSES, SCALAR, Analysis, register
+from grokinterp.analysis.summary import format_summary
+from grokinterp.analysis.table import ANALYSIS_VERSION, COLUMNS, read_table
+
+__all__ = [
+    "ANALYSES",
+    "ANALYSIS_VERSION",
+    "Analysis",
+    "COLUMNS",
+    "Checkpoints",
+    "DEFAULT_CHUNK",
+    "SCALAR",
+    "analyze",
+    "analyze_path",
+    "checkpoint_detail",
+    "format_summary",
+    "measure_batched",
+    "measure_hooked",
+    "read_table",
+    "register",
+]

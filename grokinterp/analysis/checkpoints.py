@@ -1,0 +1,100 @@
+"""A chunk of checkpoints of one run, and everything the registered measures read from it.
+
+Weights come from stacked TransformerLens state dicts (a leading checkpoint axis C);
+activations from one batched last-position forward pass over all p^2 inputs, computed
+lazily and shared by every measure of the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+import torch
+
+from grokinterp.batched import LastPosition, last_position
+from grokinterp.config import RunConfig
+from grokinterp.data import Dataset
+from grokinterp.fourier import FourierBasis, fourier_basis
+from grokinterp.measures import assign_neurons, logits_by_sum, neuron_freq_fractions, sum_index
+
+DEFAULT_CHUNK = 16  # checkpoints per batched forward: peak ~1.2 GB at p=113, d_mlp=512
+
+
+class Checkpoints:
+    """A chunk of C checkpoints of one run, and everything the analyses read from them.
+
+    Weights come from stacked TransformerLens state dicts; activations from the batched
+    forward (or are given, as :func:`measure_hooked` does with TransformerLens hooks).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        dataset: Dataset,
+        epochs: Sequence[int],
+        states: dict[str, torch.Tensor],
+        key_freqs: Sequence[int] = (),
+        threshold: float = 0.85,
+        forward: LastPosition | None = None,
+        weights: dict[str, torch.Tensor] | None = None,
+    ):
+        self.cfg = cfg
+        self.dataset = dataset
+        self.epochs = list(epochs)
+        self.states = states
+        self.key_freqs = tuple(key_freqs)
+        self.threshold = threshold
+        self.basis: FourierBasis = fourier_basis(cfg.p)
+        if forward is not None:
+            self.__dict__["forward"] = forward
+        if weights is not None:
+            self.__dict__["weights"] = weights
+
+    @cached_property
+    def forward(self) -> LastPosition:
+        return last_position(self.states, self.cfg)
+
+    @cached_property
+    def weights(self) -> dict[str, torch.Tensor]:
+        """W_E (C, d_vocab, d), W_out (C, d_mlp, d), W_U (C, d, p), TransformerLens layout."""
+        return {
+            "W_E": self.states["embed.weight"],
+            "W_out": self.states["blocks.0.mlp.out.weight"].transpose(-1, -2),
+            "W_U": self.states["unembed.weight"].transpose(-1, -2),
+        }
+
+    @cached_property
+    def neurons(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fractions (C, d_mlp, K+1), best_freq, best_fraction, owner) per neuron."""
+        fractions = neuron_freq_fractions(self.forward.post, self.cfg.p)
+        return (fractions, *assign_neurons(fractions, self.threshold))
+
+    @cached_property
+    def sums(self) -> torch.Tensor | None:
+        """s(a, b) of each pair, or None when the operation has no key-frequency directions."""
+        try:
+            return sum_index(self.cfg.p, self.cfg.operation)
+        except ValueError:
+            return None
+
+    @cached_property
+    def logits64(self) -> torch.Tensor:
+        return self.forward.logits.double()
+
+    @cached_property
+    def pair_losses(self) -> torch.Tensor:
+        """Float64 cross-entropy of every pair: (C, p^2); its mean over pairs is
+        :func:`grokinterp.measures.cross_entropy`."""
+        labels = self.dataset.labels.expand(len(self.epochs), -1).unsqueeze(-1)
+        return -self.logits64.log_softmax(-1).gather(-1, labels).squeeze(-1)
+
+    @cached_property
+    def pair_correct(self) -> torch.Tensor:
+        """1.0 where the argmax is the label: (C, p^2) float64."""
+        return (self.forward.logits.argmax(-1) == self.dataset.labels).double()
+
+    @cached_property
+    def by_sum(self) -> torch.Tensor:
+        """Mean logits over the pairs of each s (C, p_s, p), float64."""
+        return logits_by_sum(self.logits64, self.sums, self.cfg.p)

@@ -1,0 +1,186 @@
+"""The run summary (``summary.json``): phase boundaries, key frequencies and their births,
+final values and the final checkpoint's neurons; and its short text form for the CLI."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+from grokinterp import files
+from grokinterp.analysis.checkpoints import Checkpoints
+from grokinterp.analysis.registry import SCALAR
+from grokinterp.measures import neurons_per_freq
+from grokinterp.phases import PHASE_NAMES, detect_phases, key_freq_births
+from grokinterp.run import Run
+from grokinterp.storage import RunFileError
+
+log = logging.getLogger(__name__)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else float(value)
+    return value
+
+
+def _curve(table: pd.DataFrame, measure: str, key: str = SCALAR):
+    rows = table[(table["measure"] == measure) & (table["key"] == key)]
+    if rows.empty:
+        return None
+    return rows["epoch"].to_numpy(), rows["value"].to_numpy()
+
+
+def _phase_curves(run: Run, table: pd.DataFrame) -> tuple[dict, str]:
+    curves = {}
+    for name, measure, key in [
+        ("train_acc", "train_acc", SCALAR),
+        ("test_acc", "test_acc", SCALAR),
+        ("test_loss", "test_loss", SCALAR),
+        ("excluded_loss", "excluded_loss", "all"),
+        ("restricted_loss", "restricted_loss", "all"),
+        ("gini_embed", "gini_embed", SCALAR),
+    ]:
+        curve = _curve(table, measure, key)
+        if curve is not None:
+            curves[name] = curve
+    source = "analysis table (checkpoints)"
+    try:  # accuracy crossings from the logged metrics: every eval epoch, not only checkpoints
+        metrics = run.metrics
+        if len(metrics["epoch"]) and np.isfinite(metrics["train_acc"]).any():
+            for name in ("train_acc", "test_acc"):
+                keep = np.isfinite(metrics[name])
+                curves[name] = (metrics["epoch"][keep], metrics[name][keep])
+            source = f"{files.METRICS} (eval epochs)"
+    except RunFileError as err:
+        log.info("no usable metrics for the accuracy crossings (%s); using checkpoints", err)
+    return curves, source
+
+
+def build_summary(
+    run: Run, table: pd.DataFrame, final: Checkpoints, settings: dict, acc_threshold: float
+) -> dict:
+    cfg = run.config
+    epochs = sorted(table["epoch"].unique().tolist())
+    curves, acc_source = _phase_curves(run, table)
+    phases = detect_phases(curves, acc_threshold=acc_threshold)
+    phases_out = {name: phases[name].to_dict() for name in PHASE_NAMES}
+    for name in ("T_mem", "T_grok"):
+        phases_out[name]["inputs"]["source"] = acc_source
+    counts = {}
+    for k in range(1, (cfg.p + 1) // 2):
+        curve = _curve(table, "neurons_per_freq", str(k))
+        if curve is not None:
+            counts[k] = curve
+    births = {}
+    if counts:
+        e0 = counts[next(iter(counts))][0]
+        births = key_freq_births(e0, {k: c[1] for k, c in counts.items()})
+    key_freqs = settings["key_freqs_used"]
+    last = epochs[-1] if epochs else None
+    at_last = table[table["epoch"] == last]
+
+    def value(measure: str, key: str = SCALAR) -> float | None:
+        v = at_last[(at_last["measure"] == measure) & (at_last["key"] == key)]["value"]
+        return float(v.iloc[0]) if len(v) else None
+
+    fractions, best, best_frac, owner = final.neurons
+    return _jsonable(
+        {
+            "run": str(run.path),
+            "run_name": cfg.run_name,
+            "p": cfg.p,
+            "operation": cfg.operation,
+            "n_checkpoints": len(epochs),
+            "first_epoch": epochs[0] if epochs else None,
+            "final_epoch": last,
+            "run_complete": run.is_complete,
+            "key_frequencies": list(key_freqs),
+            "key_frequencies_source": settings["key_freqs_source"],
+            "key_freq_births": {str(k): births[k] for k in key_freqs if k in births},
+            "freq_births": {str(k): v for k, v in births.items() if v["first"] is not None},
+            "phases": phases_out,
+            "final": {
+                "epoch": last,
+                "train_loss": value("train_loss"),
+                "test_loss": value("test_loss"),
+                "train_acc": value("train_acc"),
+                "test_acc": value("test_acc"),
+                "restricted_loss": value("restricted_loss", "all"),
+                "restricted_loss_test": value("restricted_loss", "test"),
+                "excluded_loss": value("excluded_loss", "all"),
+                "logit_explained_var": value("logit_explained_var", "all"),
+                "gini_embed": value("gini_embed"),
+                "gini_wl": value("gini_wl"),
+                "weight_norm_sq": value("weight_norm_sq", "total"),
+            },
+            "neurons": {
+                "epoch": final.epochs[0],
+                "threshold": settings["threshold"],
+                "best_freq": best[0].tolist(),
+                "frac_explained": best_frac[0].tolist(),
+                "owner": owner[0].tolist(),
+                "per_freq": {
+                    str(k): int(c)
+                    for k, c in enumerate(neurons_per_freq(owner[0], cfg.p).tolist())
+                    if k and c
+                },
+            },
+            "settings": settings,
+            "table": files.ANALYSIS_TABLE,
+            "n_rows": len(table),
+        }
+    )
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def format_summary(summary: dict) -> str:
+    """A short human-readable table of a run summary (for the CLI)."""
+    final = summary.get("final", {})
+    phases = summary.get("phases", {})
+    lines = [
+        f"run {summary.get('run_name', summary.get('run', '?'))}: p={summary.get('p')}, "
+        f"{summary.get('n_checkpoints')} checkpoints to epoch {summary.get('final_epoch')}"
+        + ("" if summary.get("run_complete", True) else " (still training)"),
+        f"  key frequencies   {summary.get('key_frequencies')} "
+        f"({summary.get('key_frequencies_source')})",
+    ]
+    births = summary.get("key_freq_births", {})
+    if births:
+        lines.append(
+            "  born at           "
+            + ", ".join(f"k={k}: {_fmt(v.get('first'))}" for k, v in births.items())
+        )
+    for name in PHASE_NAMES:
+        b = phases.get(name)
+        if b is None:
+            continue
+        shown = _fmt(b.get("value")) if name == "grokking_ratio" else _fmt(b.get("epoch"))
+        lines.append(f"  {name:<22}{shown:>10}   {b.get('rule', '')[:60]}")
+    for key in (
+        "train_loss",
+        "test_loss",
+        "train_acc",
+        "test_acc",
+        "restricted_loss",
+        "excluded_loss",
+        "gini_embed",
+        "weight_norm_sq",
+    ):
+        lines.append(f"  final {key:<16}{_fmt(final.get(key)):>10}")
+    return "\n".join(lines)

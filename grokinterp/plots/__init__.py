@@ -1,0 +1,77 @@
+"""Figures of a run: each function takes data and returns a ``plotly.graph_objects.Figure``.
+
+Curves come from the tidy analysis table (columns ``epoch, measure, key, value``; see
+:mod:`grokinterp.analysis`), phase boundaries and key frequencies from the run summary,
+and single-checkpoint pictures from arrays the caller measured.  Nothing here recomputes a
+measure or writes a file: :mod:`grokinterp.figures` saves them.
+
+Where things live: :mod:`~grokinterp.plots.style` (the palette, font, phase shading),
+:mod:`~grokinterp.plots.curves` (curves over training) and
+:mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint).
+"""
+
+from grokinterp.plots.checkpoint import (
+    attention_maps,
+    embedding_fourier,
+    logit_profile,
+    neuron_clusters,
+    neuron_picture,
+    spectrum_bar,
+)
+from grokinterp.plots.curves import (
+    attention_curves,
+    excluded_loss_per_frequency,
+    gini_curves,
+    logit_structure,
+    loss_curves,
+    measure_series,
+    measure_wide,
+    metric_curves,
+    neurons_per_frequency,
+    progress_losses,
+    spectrum_heatmap,
+    weight_norm_decay,
+)
+from grokinterp.plots.style import (  # noqa: F401  (and the private helpers, for figure modules)
+    FONT,
+    HEIGHT,
+    PALETTE,
+    PHASE_NAMES,
+    WIDTH,
+    Phases,
+    _figure,
+    _freq_color,
+    _legend_entry,
+    _line,
+    _shade_phases,
+    _style,
+    frequency_colors,
+)
+
+__all__ = [
+    "FONT",
+    "HEIGHT",
+    "PALETTE",
+    "PHASE_NAMES",
+    "WIDTH",
+    "Phases",
+    "attention_curves",
+    "attention_maps",
+    "embedding_fourier",
+    "excluded_loss_per_frequency",
+    "frequency_colors",
+    "gini_curves",
+    "logit_profile",
+    "logit_structure",
+    "loss_curves",
+    "measure_series",
+    "measure_wide",
+    "metric_curves",
+    "neuron_clusters",
+    "neuron_picture",
+    "neurons_per_frequency",
+    "progress_losses",
+    "spectrum_bar",
+    "spectrum_heatmap",
+    "weight_norm_decay",
+]
