@@ -1,4 +1,6 @@
-"""The Fourier basis of Z_p and the 2-D transforms built from it (SPEC, "Fourier basis").
+"""The Fourier basis of Z_p and the 2-D transforms built from it.
+
+Definition: docs/measures.md, "Fourier basis of Z_p".
 
 Rows of the basis ``F`` (p x p): the constant, then ``cos(2 pi k x / p)``,
 ``sin(2 pi k x / p)`` for k = 1 .. (p-1)/2, each normalised, so ``F`` is orthonormal and

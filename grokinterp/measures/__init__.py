@@ -1,4 +1,4 @@
-"""Progress measures (SPEC, "Progress measures"): one module per concept, pure functions.
+"""Progress measures (docs/measures.md): one module per concept, pure functions.
 
 Every function takes weights or activations with optional leading batch axes (one per
 checkpoint, for example) and returns tensors; none does I/O or plotting.  The forward pass

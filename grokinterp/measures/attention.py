@@ -1,4 +1,4 @@
-"""Attention from '=' to the inputs (SPEC measure 7).
+"""Attention from '=' to the inputs (docs/measures.md, "Attention from '='").
 
 ``pattern`` is the attention pattern of the query at '=' (position 2): shape
 (..., p^2, n_heads, 3) over inputs i = a*p + b, the last axis being the key position

@@ -1,4 +1,4 @@
-"""Key frequencies from the MLP neurons (SPEC measure 2).
+"""Key frequencies from the MLP neurons (docs/measures.md, "Key frequencies and neuron clusters").
 
 Nanda et al. (2023), section 4.2: after grokking, each MLP neuron's activation at '=' is
 (almost) a function of a few 2-D Fourier terms of a single frequency k, so neurons cluster

@@ -1,4 +1,6 @@
-"""Logit structure: variance explained by cos(w_k(a + b - c)) (SPEC measure 6).
+"""Logit structure: variance explained by cos(w_k(a + b - c)).
+
+Definition: docs/measures.md, "Logit structure".
 
 Nanda et al. (2023), section 4.1: the trained model's logits are close to
 ``sum_k alpha_k cos(w_k (a + b - c))`` over the key frequencies.

@@ -1,4 +1,6 @@
-"""Losses and the Fourier-restricted and -excluded logits (SPEC measures 4, 5 and 9).
+"""Losses and the Fourier-restricted and -excluded logits.
+
+Definitions: docs/measures.md, "Restricted loss", "Excluded loss" and "Plain curves".
 
 Nanda et al. (2023), section 5.1.  The final-position logits, seen as p functions of the
 input pair (one per output c), are split into their component along the key-frequency

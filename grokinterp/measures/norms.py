@@ -1,7 +1,10 @@
-"""Weight norms (SPEC measure 8): sum of squared weights, total and per tensor.
+"""Weight norms: sum of squared weights, total and per tensor.
+
+Definition: docs/measures.md, "Weight norms".
 
 After memorisation the weight decay shrinks the norm about as exp(-lr wd t)
-(Nanda et al. 2023, section 3.2; fits in :mod:`grokinterp.decay`).
+(Nanda et al. 2023, sections 5.1-5.2; the fit is
+:func:`grokinterp.phases.fit_weight_decay`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sparsity of a spectrum: the Gini coefficient (SPEC measure 3).
+"""Sparsity of a spectrum: the Gini coefficient (docs/measures.md, "Gini sparsity").
 
 Nanda et al. (2023) track the Gini coefficient of the Fourier-component norms of W_E and
 W_L: it rises as the model concentrates its weights on a few key frequencies.

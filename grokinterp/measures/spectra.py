@@ -1,4 +1,6 @@
-"""Fourier spectra of the embedding and of the neuron-logit map (SPEC measure 1).
+"""Fourier spectra of the embedding and of the neuron-logit map.
+
+Definition: docs/measures.md, "Embedding and W_L spectra".
 
 Nanda et al. (2023), section 4: the embedding W_E and the neuron-logit map
 W_L = W_out @ W_U become sparse in the Fourier basis, each using only the key frequencies.
