@@ -154,7 +154,7 @@ def draw_figures(
             table, keys, phases
         ),
         "weight_norm": lambda: plots.weight_norm_decay(
-            table, config.lr, config.weight_decay, phases
+            table, summary.get("weight_norm_fits"), phases
         ),
         "attention": lambda: plots.attention_curves(table, phases),
         "attention_map": lambda: (

@@ -1,4 +1,4 @@
-"""The one place a model is built, and the fast last-position forward used for training.
+"""The one place a model is built, and its fast last-position logits for training.
 
 The model is a TransformerLens 4 ``TransformerBridge`` booted natively (no download):
 one layer, no LayerNorm, ReLU MLP, as in Nanda et al. (2023).
@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import math
 
-import einops
 import torch
-import torch.nn.functional as F
 import transformer_lens.model_bridge.sources  # noqa: F401  (attaches boot_native)
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 from grokinterp.config import RunConfig
+from grokinterp.forward import last_position
 
 # Native parameter names (bridge wrappers stripped) of the biases the paper's model does
 # not train: attention biases. The unembedding has no bias parameter at all.
@@ -153,49 +152,42 @@ def trainable_parameters(model: TransformerBridge) -> list[torch.nn.Parameter]:
     return [params[name] for name in sorted(params) if params[name].requires_grad]
 
 
+# Native name prefixes -> TransformerLens state-dict prefixes (the same tensors).
+_TL_PREFIXES = (
+    ("tok_embed.", "embed."),
+    ("pos.", "pos_embed."),
+    ("layers.0.mlp.fc_in.", "blocks.0.mlp.in."),
+    ("layers.0.mlp.fc_out.", "blocks.0.mlp.out."),
+    ("layers.", "blocks."),
+    ("head.", "unembed."),
+)
+
+
+def tl_name(native: str) -> str:
+    """The TransformerLens state-dict key of a native parameter name.
+
+    >>> tl_name("layers.0.mlp.fc_in.weight"), tl_name("head.weight")
+    ('blocks.0.mlp.in.weight', 'unembed.weight')
+    """
+    for old, new in _TL_PREFIXES:
+        if native.startswith(old):
+            return new + native[len(old) :]
+    raise KeyError(f"no TransformerLens key for native parameter {native!r}")
+
+
+def tl_parameters(model: TransformerBridge) -> dict[str, torch.nn.Parameter]:
+    """The model's Parameters under their TransformerLens state-dict keys (autograd intact)."""
+    return {tl_name(name): param for name, param in native_parameters(model).items()}
+
+
 def last_position_logits(
     model: TransformerBridge, a: torch.Tensor, b: torch.Tensor
 ) -> torch.Tensor:
     """Logits at the '=' position for inputs [a, b, '='], computed for that position only.
 
-    Equals ``model(make_tokens(a, b, p))[:, -1]``.  The query at the last position always
-    sees the same token, so the query and the keys/values of each (position, token) are
-    small tables; attention and the MLP then run for one position per example instead of
-    three.  Shapes: a, b (N,) -> logits (N, d_vocab_out).
+    Equals ``model(make_tokens(a, b, p))[:, -1]``; the forward pass is
+    :func:`grokinterp.forward.last_position` on the model's own Parameters.
+    Shapes: a, b (N,) -> logits (N, d_vocab_out).
     """
-    w = native_parameters(model)
     cfg = model.cfg
-    n_heads, d_head, p = cfg.n_heads, cfg.d_head, cfg.d_vocab_out
-    W_E, W_pos = w["tok_embed.weight"], w["pos.weight"]  # (d_vocab, d), (3, d)
-
-    resid_a = W_E[:p] + W_pos[0]  # (p, d): position 0 holding token t
-    resid_b = W_E[:p] + W_pos[1]  # (p, d): position 1 holding token t
-    resid_eq = W_E[p] + W_pos[2]  # (d,): position 2 always holds '='
-
-    def heads(x: torch.Tensor, which: str) -> torch.Tensor:
-        out = F.linear(x, w[f"layers.0.attn.{which}.weight"], w[f"layers.0.attn.{which}.bias"])
-        return out.unflatten(-1, (n_heads, d_head))
-
-    q = heads(resid_eq, "q")  # (h, dh)
-    scale = math.sqrt(d_head)
-    score_a = einops.einsum(heads(resid_a, "k"), q, "t h dh, h dh -> t h") / scale
-    score_b = einops.einsum(heads(resid_b, "k"), q, "t h dh, h dh -> t h") / scale
-    score_eq = einops.einsum(heads(resid_eq, "k"), q, "h dh, h dh -> h") / scale
-    scores = torch.stack(
-        [score_a[a], score_b[b], score_eq.expand(a.shape[0], n_heads)], dim=-1
-    )  # (N, h, 3)
-    pattern = scores.softmax(dim=-1)
-
-    v_a, v_b, v_eq = heads(resid_a, "v"), heads(resid_b, "v"), heads(resid_eq, "v")
-    z = (
-        pattern[..., 0:1] * v_a[a] + pattern[..., 1:2] * v_b[b] + pattern[..., 2:3] * v_eq
-    )  # (N, h, dh)
-    attn_out = F.linear(z.flatten(1), w["layers.0.attn.o.weight"], w["layers.0.attn.o.bias"])
-
-    resid_mid = resid_eq + attn_out  # (N, d)
-    act = F.relu if cfg.act_fn == "relu" else F.gelu
-    hidden = act(F.linear(resid_mid, w["layers.0.mlp.fc_in.weight"], w["layers.0.mlp.fc_in.bias"]))
-    resid_post = resid_mid + F.linear(
-        hidden, w["layers.0.mlp.fc_out.weight"], w["layers.0.mlp.fc_out.bias"]
-    )
-    return F.linear(resid_post, w["head.weight"])  # (N, p)
+    return last_position(tl_parameters(model), a, b, cfg.n_heads, cfg.act_fn).logits

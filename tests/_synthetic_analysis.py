@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from grokinterp.analysis.summary import weight_norm_fits
+
 KEY_FREQS = (3, 5)
 MEM_END, CIRC_END, CLEAN_END = 100.0, 400.0, 700.0
 T_MEM, T_GROK = 40.0, 650.0
@@ -64,6 +66,9 @@ def synthetic_summary(p: int = 13, d_mlp: int = 32, key_freqs=KEY_FREQS) -> dict
     best = rng.choice(list(key_freqs) + [1], size=d_mlp).tolist()
     frac = np.clip(rng.normal(0.9, 0.08, d_mlp), 0, 1).tolist()
     frac[0] = float("nan")
+    norms = synthetic_table(p=p).query("measure == 'weight_norm_sq' and key == 'total'")
+    boundaries = {"memorisation_end": MEM_END, "circuit_formation_end": CIRC_END}
+    boundaries["cleanup_end"] = CLEAN_END
     return {
         "key_frequencies": list(key_freqs),
         "phases": {
@@ -74,5 +79,8 @@ def synthetic_summary(p: int = 13, d_mlp: int = 32, key_freqs=KEY_FREQS) -> dict
             "cleanup_end": {"epoch": CLEAN_END, "rule": "95% of the Gini rise"},
         },
         "final": {"train_loss": 1e-6, "test_loss": 1e-4},
+        "weight_norm_fits": weight_norm_fits(
+            norms["epoch"].to_numpy(), norms["value"].to_numpy(), boundaries, 1e-3, 1.0
+        ),
         "neurons": {"best_freq": best, "frac_explained": frac, "threshold": 0.85},
     }

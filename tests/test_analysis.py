@@ -1,5 +1,6 @@
 """analyze(): the table, the summary, incremental runs, and batched vs hooked agreement."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -160,3 +161,52 @@ def test_analyze_path_on_a_folder_of_runs(run_dir, tmp_path):
     summaries = analyze_path(tmp_path, threshold=THRESHOLD)
     assert sorted(summaries) == sorted([str(run_dir), str(tmp_path / "second")])
     assert (tmp_path / "second" / "analysis.csv").is_file()
+
+
+def test_an_edited_measure_is_recomputed_and_the_others_kept(run_dir, monkeypatch):
+    import grokinterp.analysis.pipeline as module
+
+    first = analyze(run_dir, threshold=THRESHOLD)
+    original = ANALYSES["gini_embed"]
+
+    def edited(ck):  # the same measure with its code changed: its values move by one
+        return {key: values + 1 for key, values in original.compute(ck).items()}
+
+    monkeypatch.setitem(ANALYSES, "gini_embed", dataclasses.replace(original, compute=edited))
+    todo = []
+    real = module.measure_batched
+
+    def spy(run, epochs, key_freqs, threshold, names, chunk_size, only, progress):
+        todo.append({name: set(e) for name, e in only.items() if e})
+        return real(run, epochs, key_freqs, threshold, names, chunk_size, only, progress)
+
+    monkeypatch.setattr(module, "measure_batched", spy)
+    second = analyze(run_dir, threshold=THRESHOLD)
+    assert todo == [{"gini_embed": set(load_run(run_dir).epochs)}]  # nothing else recomputed
+    edited_rows = second.measure == "gini_embed"
+    np.testing.assert_allclose(
+        second[edited_rows]["value"], first[first.measure == "gini_embed"]["value"] + 1
+    )
+    pd.testing.assert_frame_equal(
+        second[~edited_rows].reset_index(drop=True),
+        first[first.measure != "gini_embed"].reset_index(drop=True),
+    )
+    fingerprints = read_json(run_dir / "summary.json")["settings"]["measure_fingerprints"]
+    assert fingerprints["gini_embed"] == ANALYSES["gini_embed"].fingerprint != original.fingerprint
+
+
+def test_fingerprint_follows_the_functions_a_measure_calls(monkeypatch):
+    from grokinterp.analysis import registry
+
+    before = {name: a.fingerprint for name, a in ANALYSES.items()}
+
+    def split_mean(ck, per_pair, split):  # an edit to a helper, not to the measure itself
+        return per_pair.mean(-1)
+
+    monkeypatch.setattr(registry, "_split_mean", split_mean)
+    after = {name: a.fingerprint for name, a in ANALYSES.items()}
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"train_loss", "test_loss", "train_acc", "test_acc"}
+    assert ANALYSES["gini_embed"].fingerprint == before["gini_embed"]
+    again = dataclasses.replace(ANALYSES["gini_embed"], version=1)  # the explicit bump
+    assert again.fingerprint != before["gini_embed"]

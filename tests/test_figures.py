@@ -119,3 +119,53 @@ def test_static_export_in_one_session(synthetic_run):
         assert b"<svg" in (folder / f"{name}.svg").read_bytes()[:2000]
     assert not list(folder.glob(".kaleido-*"))
     assert {p.suffix for p in written} == {".png", ".svg", ".html"}  # + report.html
+
+
+def _rgb(colour: str) -> tuple[float, ...]:
+    colour = colour.strip()
+    if colour.startswith("#"):
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return tuple(float(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+
+
+def _series_colours(fig) -> dict[str, str]:
+    """Colour of each series a reader tells apart: one per legend group (or trace)."""
+    out = {}
+    for i, trace in enumerate(fig.data):
+        group = trace.legendgroup or trace.name or f"trace {i}"
+        if group == "phases":  # legend entries of the phase bands and T_mem/T_grok lines
+            continue
+        line = getattr(trace, "line", None)
+        marker = getattr(trace, "marker", None)
+        colour = (line.color if line is not None else None) or (
+            marker.color if marker is not None else None
+        )
+        if isinstance(colour, str):
+            assert out.setdefault(group, colour) == colour, f"{group} drawn in two colours"
+    return out
+
+
+@pytest.mark.parametrize("key_freqs", [(3, 5), (1, 2, 3, 4, 5, 6)])
+def test_no_figure_shows_two_series_in_one_colour(key_freqs):
+    import numpy as np
+
+    from grokinterp import plots
+
+    table = synthetic_table(p=13, key_freqs=key_freqs)
+    summary = synthetic_summary(p=13, key_freqs=key_freqs)
+    maps = np.random.default_rng(0).random((4, 13, 13))
+    drawn = figures.draw_figures(table, summary, RunConfig(p=13, n_heads=4), maps, 100)
+    assert EXPECTED | {"attention_map"} == set(drawn)
+    metrics = {"epoch": np.arange(5), **{k: np.ones(5) for k in ("train_loss", "test_loss")}}
+    metrics |= {k: np.ones(5) for k in ("train_acc", "test_acc")}
+    drawn["metrics"] = plots.metric_curves(metrics)
+    drawn["logit_profile"] = plots.logit_profile(np.cos(np.arange(13.0)), key_freqs)
+    for name, fig in drawn.items():
+        colours = _series_colours(fig)
+        series = sorted(colours)
+        for i, a in enumerate(series):
+            for b in series[i + 1 :]:
+                distance = np.linalg.norm(np.subtract(_rgb(colours[a]), _rgb(colours[b])))
+                assert distance >= 60, (
+                    f"{name}: {a!r} and {b!r} look alike ({colours[a]}, {colours[b]})"
+                )

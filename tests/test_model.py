@@ -1,9 +1,11 @@
 import pytest
 import torch
 
+from grokinterp.batched import stack_states
 from grokinterp.config import RunConfig
 from grokinterp.data import all_pairs, make_tokens
-from grokinterp.model import build_model, last_position_logits, native_parameters
+from grokinterp.forward import last_position
+from grokinterp.model import build_model, last_position_logits, native_parameters, tl_parameters
 from grokinterp.train import cross_entropy
 
 
@@ -127,3 +129,28 @@ def test_init_draws_do_not_touch_the_global_rng():
     torch.manual_seed(0)
     build_model(small(init="paper"))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_tl_parameters_are_the_state_dict_tensors_with_autograd():
+    model = build_model(small())
+    params, state = tl_parameters(model), model.state_dict()
+    assert set(params) == set(state) - {"unembed.bias"}  # the head has no bias parameter
+    for key, param in params.items():
+        assert isinstance(param, torch.nn.Parameter) and param.data_ptr() == state[key].data_ptr()
+
+
+def test_one_forward_serves_one_model_and_a_stack_of_checkpoints():
+    """The stacked (analysis) call equals the per-checkpoint (training) call, per checkpoint."""
+    cfg = small()
+    models = [_randomised(cfg), build_model(cfg.replace(init_seed=1))]
+    a, b = all_pairs(cfg.p)
+    stacked = last_position(
+        stack_states([m.state_dict() for m in models]), a, b, cfg.n_heads, activations=True
+    )
+    for i, model in enumerate(models):
+        one = last_position(model.state_dict(), a, b, cfg.n_heads, activations=True)
+        for name in ("logits", "post", "pattern"):
+            torch.testing.assert_close(getattr(stacked, name)[i], getattr(one, name))
+        with torch.no_grad():
+            torch.testing.assert_close(one.logits, last_position_logits(model, a, b))
+    assert last_position(models[0].state_dict(), a, b, cfg.n_heads).post is None

@@ -18,7 +18,7 @@ from _synthetic_analysis import (
 )
 
 from grokinterp import plots
-from grokinterp.phases import predicted_sq_norm_rate
+from grokinterp.analysis.summary import weight_norm_fits
 
 P = 13
 
@@ -89,28 +89,43 @@ def test_gini_and_progress_losses(table, phases):
     assert {f"without k={k}" for k in KEY_FREQS} <= set(names(per_k))
 
 
-def test_weight_norm_fit_recovers_a_known_rate(phases):
-    t = np.linspace(0, 5000, 201).round()
-    y = np.where(t < MEM_END, 50.0, 800 * np.exp(-3e-4 * (t - MEM_END)))  # flat, then decay
+def test_weight_norm_fits_each_phase_and_the_figure_draws_them(phases):
+    t = np.linspace(0, 1000, 101).round()
+    rates = {"circuit formation": 1e-3, "cleanup": 4e-3, "after cleanup": 5e-4}
+    # flat in memorisation, then a different exponential rate in each later phase
+    log_y = np.where(t < MEM_END, 0.0, -1e-3 * (np.minimum(t, CIRC_END) - MEM_END))
+    log_y -= 4e-3 * np.clip(t - CIRC_END, 0, CLEAN_END - CIRC_END)
+    log_y -= 5e-4 * np.clip(t - CLEAN_END, 0, None)
+    y = 800 * np.exp(log_y)
+    bounds = {"memorisation_end": MEM_END, "circuit_formation_end": CIRC_END}
+    fits = weight_norm_fits(t, y, {**bounds, "cleanup_end": CLEAN_END}, lr=1e-3, weight_decay=1.0)
+    assert fits["predicted_rate"] == pytest.approx(2e-3)  # 2 lr wd
+    got = {f["phase"]: f for f in fits["fits"]}
+    assert list(got) == list(rates)
+    for phase, rate in rates.items():
+        assert got[phase]["rate"] == pytest.approx(rate, rel=1e-6)
+    assert (got["cleanup"]["start"], got["cleanup"]["end"]) == (CIRC_END, CLEAN_END)
+    assert got["after cleanup"]["end"] == 1000
+    assert got["cleanup"]["amplitude"] == pytest.approx(800 * np.exp(-1e-3 * (CIRC_END - MEM_END)))
+    # a phase with fewer than 2 checkpoints is skipped; unknown boundaries end the list
+    sparse = weight_norm_fits(t, y, {**bounds, "cleanup_end": CIRC_END + 5}, 1e-3, 1.0)
+    assert [f["phase"] for f in sparse["fits"]] == ["circuit formation", "after cleanup"]
+    assert weight_norm_fits(t, y, {"memorisation_end": MEM_END}, 1e-3, 1.0)["fits"] == []
+
     rows = pd.DataFrame(
         {"epoch": t.astype(int), "measure": "weight_norm_sq", "key": "total", "value": y}
     )
-    fig = plots.weight_norm_decay(rows, lr=1e-3, weight_decay=1.0, phases=phases)
-    fit, theory = fig.data[1], fig.data[2]
-    assert fit.name == f"fit after epoch {int(MEM_END)}: rate 3.00e-04 / epoch"
-    assert np.allclose(fit.y, 800 * np.exp(-3e-4 * (np.asarray(fit.x) - MEM_END)))
-    assert min(fit.x) == MEM_END  # fitted after memorisation only
-    assert theory.y[0] == pytest.approx(800) and "2.00e-03" in theory.name
-    assert predicted_sq_norm_rate(1e-3, 1.0) == pytest.approx(2e-3)
-
-
-def test_weight_norm_draws_fit_and_prediction(table, phases):
-    fig = plots.weight_norm_decay(table, lr=1e-3, weight_decay=1.0, phases=phases)
-    fit, theory = fig.data[1], fig.data[2]
-    assert "rate 2.00e-03" in fit.name  # the synthetic norm decays at 2e-3
-    assert "exp(-2·lr·wd·t)" in theory.name and "2.00e-03" in theory.name
-    assert min(fit.x) >= MEM_END  # fitted after memorisation only
-    assert n_phase_bands(fig) == 3
+    fig = plots.weight_norm_decay(rows, fits, phases)
+    fitted, theory = fig.data[1], fig.data[2]
+    x = np.array([v for v in fitted.x if v is not None], dtype=float)
+    assert np.allclose([v for v in fitted.y if v is not None], np.interp(x, t, y), rtol=1e-6)
+    assert sum(v is None for v in fitted.x) == 3  # one segment per phase
+    assert "2.00e-03" in theory.name and "exp(-2·lr·wd·t)" in theory.name
+    assert [a.text for a in fig.layout.annotations] == [
+        f"{phase}: {rate:.2e}/epoch" for phase, rate in rates.items()
+    ]
+    bare = names(plots.weight_norm_decay(rows, None, phases))  # an older summary: no fits
+    assert "sum of squared weights" in bare and "exponential fitted per phase" not in bare
 
 
 def test_attention_curves_and_maps(table, phases):
@@ -123,6 +138,10 @@ def test_attention_curves_and_maps(table, phases):
     heat = plots.attention_maps(maps, epoch=1000)
     assert len(heat.data) == 4 and all(isinstance(t, go.Heatmap) for t in heat.data)
     assert np.allclose(heat.data[2].z, maps[2])
+    for h in range(4):  # the axes hold the p x p cells exactly: no padding past p - 1
+        suffix = str(h + 1) if h else ""
+        assert list(heat.layout[f"xaxis{suffix}"].range) == [-0.5, P - 0.5]
+        assert list(heat.layout[f"yaxis{suffix}"].range) == [P - 0.5, -0.5]  # a = 0 on top
     with pytest.raises(ValueError, match="n_heads, p, p"):
         plots.attention_maps(np.zeros((P, P)))
 

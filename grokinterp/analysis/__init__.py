@@ -36,8 +36,14 @@ neurons_per_freq shows each frequency's own history.
 Incremental runs.  A second :func:`analyze` of the same run keeps the stored rows that are
 still valid and computes only the rest, giving the same table as a fresh run (up to
 float32 round-off in the forward pass).  Rows are valid when the stored settings
-(``summary.json``: analysis version, run config, threshold, key frequencies used) match:
-new checkpoints add rows; if new checkpoints change the final checkpoint's key
+(``summary.json``: analysis version, run config, threshold, key frequencies used) match
+and the measure's code is the same: each measure's fingerprint (a hash of the source of
+its compute function and of the grokinterp code it calls, the forward pass included;
+:mod:`~grokinterp.analysis.fingerprint`) is stored in the settings, and an edited measure
+is recomputed at every checkpoint.  New checkpoints add rows; if new checkpoints change
+the final checkpoint's key frequencies (or ``key_freqs`` or ``threshold`` changes), every
+checkpoint's rows of the measures that depend on them are recomputed.  Measures not
+requested this time are kept if still valid and dropped if stale.
 
 Where things live: :mod:`~grokinterp.analysis.checkpoints` (a chunk of checkpoints and its
 shared forward pass), :mod:`~grokinterp.analysis.registry` (the registered measures),

@@ -14,7 +14,12 @@ from grokinterp.analysis.batch import final_checkpoint, measure_batched
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK
 from grokinterp.analysis.registry import ANALYSES
 from grokinterp.analysis.summary import build_summary
-from grokinterp.analysis.table import ANALYSIS_VERSION, previous_analysis, sorted_rows
+from grokinterp.analysis.table import (
+    ANALYSIS_VERSION,
+    previous_analysis,
+    reusable_rows,
+    sorted_rows,
+)
 from grokinterp.config import OptionError
 from grokinterp.measures import key_frequencies, neurons_per_freq
 from grokinterp.run import Run, find_runs, load_run
@@ -80,6 +85,7 @@ def _analyze(
         "key_freqs_source": "given" if key_freqs is not None else f"epoch {epochs[-1]}",
         "key_freqs_final_checkpoint": measured,
         "measures": names,
+        "measure_fingerprints": {name: a.fingerprint for name, a in ANALYSES.items()},
     }
     log.info(
         "%s: %d checkpoints, key frequencies %s (%s)",
@@ -90,28 +96,7 @@ def _analyze(
     )
 
     old, previous = previous_analysis(run)
-    kept = []
-    if (
-        old is not None
-        and previous.get("analysis_version") == ANALYSIS_VERSION
-        and previous.get("config") == settings["config"]
-    ):
-        same_threshold = previous.get("threshold") == threshold
-        same_keys = previous.get("key_freqs_used") == used
-        valid = old["epoch"].isin(epochs)
-        for name in old["measure"].unique():
-            a = ANALYSES.get(name)
-            stale = (
-                a is None
-                or (a.uses_threshold and not same_threshold)
-                or (a.uses_key_freqs and not same_keys)
-            )
-            if stale:
-                valid &= old["measure"] != name
-                log.info("recomputing %s at every checkpoint: its settings changed", name)
-        kept = [old[valid]]
-    elif old is not None:
-        log.info("previous analysis has other settings; recomputing everything")
+    kept = [] if old is None else [reusable_rows(old, previous, settings, epochs)]
 
     have = {}
     for part in kept:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from grokinterp.analysis.checkpoints import Checkpoints
+from grokinterp.analysis.fingerprint import code_fingerprint
 from grokinterp.fourier import freq_norms
 from grokinterp.measures import (
     attention_to,
@@ -33,25 +34,42 @@ SCALAR = ""  # the key of measures with one value per checkpoint
 
 @dataclass(frozen=True)
 class Analysis:
-    """One table measure: ``compute`` maps a chunk to {key: values (C,)}."""
+    """One table measure: ``compute`` maps a chunk to {key: values (C,)}.
+
+    ``version`` is an explicit number to bump when a change the fingerprint cannot see
+    (in torch, say) changes the values; the cache keeps a measure's stored rows only while
+    its :attr:`fingerprint` is unchanged.
+    """
 
     name: str
     compute: Callable[[Checkpoints], dict[str, torch.Tensor]]
     uses_threshold: bool = False
     uses_key_freqs: bool = False
     needs_sums: bool = False
+    version: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the source of ``compute`` and of the grokinterp code it reaches
+        (the chunk's members it reads, the forward pass, the measure functions)."""
+        return code_fingerprint(
+            self.compute,
+            context=(Checkpoints,),
+            always=(Checkpoints.__init__,),
+            version=self.version,
+        )
 
 
 ANALYSES: dict[str, Analysis] = {}
 
 
-def register(name: str, **flags: bool) -> Callable:
+def register(name: str, version: int = 0, **flags: bool) -> Callable:
     """Add an analysis to the registry under its table measure name."""
 
     def wrap(fn: Callable[[Checkpoints], dict[str, torch.Tensor]]) -> Callable:
         if name in ANALYSES:
             raise ValueError(f"analysis {name!r} is already registered")
-        ANALYSES[name] = Analysis(name, fn, **flags)
+        ANALYSES[name] = Analysis(name, fn, version=version, **flags)
         return fn
 
     return wrap

@@ -13,7 +13,13 @@ from grokinterp import files
 from grokinterp.analysis.checkpoints import Checkpoints
 from grokinterp.analysis.registry import SCALAR
 from grokinterp.measures import neurons_per_freq
-from grokinterp.phases import PHASE_NAMES, detect_phases, key_freq_births
+from grokinterp.phases import (
+    PHASE_NAMES,
+    detect_phases,
+    fit_weight_decay,
+    key_freq_births,
+    predicted_sq_norm_rate,
+)
 from grokinterp.run import Run
 from grokinterp.storage import RunFileError
 
@@ -65,6 +71,63 @@ def _phase_curves(run: Run, table: pd.DataFrame) -> tuple[dict, str]:
     return curves, source
 
 
+# (phase, the boundary it starts at, the boundary it ends at; None: the last checkpoint)
+_DECAY_PHASES = (
+    ("circuit formation", "memorisation_end", "circuit_formation_end"),
+    ("cleanup", "circuit_formation_end", "cleanup_end"),
+    ("after cleanup", "cleanup_end", None),
+)
+
+
+def weight_norm_fits(
+    epochs: np.ndarray, values: np.ndarray, boundaries: dict, lr: float, weight_decay: float
+) -> dict:
+    """Exponential fits of the sum of squared weights, one per phase after memorisation.
+
+    Phases: memorisation end -> circuit formation end -> cleanup end -> last epoch; a phase
+    whose boundaries are unknown, or with fewer than 2 checkpoints, is skipped.  Each fit
+    (:func:`grokinterp.phases.fit_weight_decay` on the checkpoints in [start, end]) gives
+    ``rate`` per epoch and ``amplitude``, the fitted value at ``start``.  ``predicted_rate``
+    is pure decoupled weight decay's 2 lr wd (:func:`grokinterp.phases.predicted_sq_norm_rate`).
+
+    >>> t = np.arange(0, 400, 10.0)
+    >>> out = weight_norm_fits(t, 5 * np.exp(-1e-3 * t), {"memorisation_end": 100,
+    ...     "circuit_formation_end": 200, "cleanup_end": 300}, lr=1e-3, weight_decay=1.0)
+    >>> [f["phase"] for f in out["fits"]]
+    ['circuit formation', 'cleanup', 'after cleanup']
+    >>> [(f["start"], f["end"], round(f["rate"], 6)) for f in out["fits"]]
+    [(100, 200, 0.001), (200, 300, 0.001), (300, 390, 0.001)]
+    """
+    epochs, values = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+    last = int(epochs.max()) if len(epochs) else None
+    fits = []
+    for phase, start_key, end_key in _DECAY_PHASES:
+        start = boundaries.get(start_key)
+        end = last if end_key is None else boundaries.get(end_key)
+        if start is None or end is None or end <= start:
+            continue
+        inside = (epochs >= start) & (epochs <= end)
+        try:
+            fit = fit_weight_decay(epochs[inside], values[inside], int(start))
+        except ValueError:  # fewer than 2 usable checkpoints in this phase
+            continue
+        fits.append(
+            {
+                "phase": phase,
+                "start": int(start),
+                "end": int(end),
+                "n_checkpoints": int(inside.sum()),
+                "rate": fit.rate,
+                "amplitude": fit.amplitude,
+            }
+        )
+    return {
+        "rule": "least-squares fit of log(sum of squared weights) against epoch, per phase",
+        "predicted_rate": predicted_sq_norm_rate(lr, weight_decay),
+        "fits": fits,
+    }
+
+
 def build_summary(
     run: Run, table: pd.DataFrame, final: Checkpoints, settings: dict, acc_threshold: float
 ) -> dict:
@@ -92,6 +155,11 @@ def build_summary(
         v = at_last[(at_last["measure"] == measure) & (at_last["key"] == key)]["value"]
         return float(v.iloc[0]) if len(v) else None
 
+    norms = _curve(table, "weight_norm_sq", "total")
+    boundaries = {name: phases_out[name].get("epoch") for name in PHASE_NAMES}
+    fits = None
+    if norms is not None:
+        fits = weight_norm_fits(*norms, boundaries, cfg.lr, cfg.weight_decay)
     fractions, best, best_frac, owner = final.neurons
     return _jsonable(
         {
@@ -122,6 +190,7 @@ def build_summary(
                 "gini_wl": value("gini_wl"),
                 "weight_norm_sq": value("weight_norm_sq", "total"),
             },
+            "weight_norm_fits": fits,
             "neurons": {
                 "epoch": final.epochs[0],
                 "threshold": settings["threshold"],

@@ -83,3 +83,43 @@ def previous_analysis(run: Run) -> tuple[pd.DataFrame | None, dict]:
     except RunFileError as err:
         log.warning("ignoring the previous analysis (%s); recomputing everything", err)
         return None, {}
+
+
+def reusable_rows(old: pd.DataFrame, previous: dict, settings: dict, epochs) -> pd.DataFrame:
+    """The stored rows a new analysis may keep: the cache rule.
+
+    Nothing is kept when the table version or the run config changed.  Otherwise a
+    measure's rows are kept, at the checkpoints that still exist, only if the measure is
+    still registered, its code fingerprint (:attr:`Analysis.fingerprint`, stored in
+    ``settings["measure_fingerprints"]``) is unchanged, and the settings it depends on
+    (threshold, key frequencies) are the same.  A measure with an edited compute function,
+    or one edited function it calls, is thus recomputed at every checkpoint.
+    """
+    if (
+        previous.get("analysis_version") != settings["analysis_version"]
+        or previous.get("config") != settings["config"]
+    ):
+        log.info("previous analysis has other settings; recomputing everything")
+        return old.iloc[:0]
+    same_threshold = previous.get("threshold") == settings["threshold"]
+    same_keys = previous.get("key_freqs_used") == settings["key_freqs_used"]
+    old_prints = previous.get("measure_fingerprints") or {}
+    new_prints = settings["measure_fingerprints"]
+    valid = old["epoch"].isin(list(epochs))
+    for name in old["measure"].unique():
+        a = ANALYSES.get(name)
+        why = (
+            "it is no longer registered"
+            if a is None
+            else "its code changed"
+            if old_prints.get(name) != new_prints.get(name)
+            else "its threshold changed"
+            if a.uses_threshold and not same_threshold
+            else "its key frequencies changed"
+            if a.uses_key_freqs and not same_keys
+            else None
+        )
+        if why is not None:
+            valid &= old["measure"] != name
+            log.info("recomputing %s at every checkpoint: %s", name, why)
+    return old[valid]

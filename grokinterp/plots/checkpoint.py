@@ -90,8 +90,14 @@ def attention_maps(maps: np.ndarray, epoch: int | None = None) -> go.Figure:
             row=1,
             col=h + 1,
         )
+        # exactly the p x p cells: no padding past p - 1 to fill the panel's aspect ratio
+        fig.update_xaxes(range=[-0.5, p - 0.5], constrain="domain", row=1, col=h + 1)
         fig.update_yaxes(
-            autorange="reversed", scaleanchor=f"x{h + 1 if h else ''}", row=1, col=h + 1
+            range=[p - 0.5, -0.5],  # reversed: a = 0 on top
+            constrain="domain",
+            scaleanchor=f"x{h + 1 if h else ''}",
+            row=1,
+            col=h + 1,
         )
     when = f" at epoch {epoch}" if epoch is not None else ""
     _style(
@@ -132,11 +138,14 @@ def neuron_clusters(
     for k in keys + others:
         sel = alive & (best == k)
         members = int((frac[sel] >= threshold).sum())
+        other = k not in keys
         fig.add_trace(
             go.Box(
                 y=frac[sel],
                 x=[f"k={k}"] * int(sel.sum()),
-                name=f"k={k} ({members} ≥ thr)",
+                name="other frequencies" if other else f"k={k} ({members} ≥ thr)",
+                legendgroup="other frequencies" if other else f"k={k}",
+                showlegend=not other or k == others[0],
                 boxpoints="all",
                 jitter=0.6,
                 pointpos=0,

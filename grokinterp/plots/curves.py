@@ -11,7 +11,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokinterp.phases import fit_weight_decay, predicted_sq_norm_rate
 from grokinterp.plots.style import (
     PALETTE,
     WIDTH,
@@ -89,7 +88,9 @@ def metric_curves(metrics: Mapping[str, np.ndarray], phases: Phases | None = Non
                     x=epoch[ok],
                     y=y[ok],
                     mode="lines",
-                    name=f"{split} {'loss' if row == 1 else 'accuracy'}",
+                    name=split,  # one legend entry per split: solid loss, dotted accuracy
+                    legendgroup=split,
+                    showlegend=row == 1,
                     line={"color": PALETTE[split], "dash": "solid" if row == 1 else "dot"},
                 ),
                 row=row,
@@ -218,52 +219,52 @@ def excluded_loss_per_frequency(
 
 
 def weight_norm_decay(
-    table: pd.DataFrame,
-    lr: float,
-    weight_decay: float,
-    phases: Phases | None = None,
-    fit_start: float | None = None,
+    table: pd.DataFrame, fits: Mapping | None = None, phases: Phases | None = None
 ) -> go.Figure:
-    """Total sum of squared weights, with an exponential fitted after memorisation.
+    """Total sum of squared weights, with the exponential fitted in each phase.
 
-    The fit (:func:`grokinterp.phases.fit_weight_decay`) uses the checkpoints from
-    ``fit_start`` (default: the end of memorisation, else T_mem) on.  The weight-decay
-    prediction ``exp(-2 lr wd t)`` for the sum of squares
-    (:func:`grokinterp.phases.predicted_sq_norm_rate`) is drawn from the fitted value at the
-    start, so the two slopes can be compared.
+    ``fits`` is the summary's ``weight_norm_fits`` (computed in the analysis by
+    :func:`grokinterp.analysis.summary.weight_norm_fits`): per phase the start, end, fitted
+    value at the start and rate per epoch, and the pure-weight-decay rate 2 lr wd.  Each
+    fit is drawn over its phase, with the weight-decay prediction from the same start
+    value, so the two slopes can be compared; nothing is fitted here.
     """
     series = measure_series(table, "weight_norm_sq", "total")
     fig = _figure("Sum of squared weights", "epoch", "sum of squared weights", log_y=True)
     fig.add_trace(_line(series, "sum of squared weights", PALETTE["norm"]))
-    if fit_start is None and phases is not None:
-        fit_start = next(
-            (e for e in (phases.memorisation_end, phases.t_mem) if e is not None), None
-        )
-    epochs = series.index.values
-    start = int(epochs.min() if fit_start is None else fit_start)
-    try:
-        fit = fit_weight_decay(epochs, series.values, start)
-    except ValueError:
-        fit = None
-    if fit is not None:
-        after = epochs >= start
-        t = epochs[after]
+    segments = list((fits or {}).get("fits", []))
+    if segments:
+        epochs = series.index.values.astype(float)
+        predicted = float(fits["predicted_rate"])
+        x, fitted, decay = [], [], []
+        for seg in segments:
+            t = epochs[(epochs >= seg["start"]) & (epochs <= seg["end"])]
+            x += [*t, None]
+            fitted += [*(seg["amplitude"] * np.exp(-seg["rate"] * (t - seg["start"]))), None]
+            decay += [*(seg["amplitude"] * np.exp(-predicted * (t - seg["start"]))), None]
+            fig.add_annotation(
+                x=(seg["start"] + seg["end"]) / 2,
+                y=float(np.log10(seg["amplitude"])),
+                text=f"{seg['phase']}: {seg['rate']:.2e}/epoch",
+                showarrow=False,
+                yshift=16,
+                font={"size": 11, "color": PALETTE["fit"]},
+            )
         fig.add_trace(
             go.Scatter(
-                x=t,
-                y=fit.prediction[after],
+                x=x,
+                y=fitted,
                 mode="lines",
-                name=f"fit after epoch {start}: rate {fit.rate:.2e} / epoch",
+                name="exponential fitted per phase",
                 line={"color": PALETTE["fit"], "dash": "dash", "width": 2},
             )
         )
-        rate = predicted_sq_norm_rate(lr, weight_decay)
         fig.add_trace(
             go.Scatter(
-                x=t,
-                y=fit.amplitude * np.exp(-rate * (t - start)),
+                x=x,
+                y=decay,
                 mode="lines",
-                name=f"pure weight decay exp(-2·lr·wd·t): rate {rate:.2e} / epoch",
+                name=f"pure weight decay exp(-2·lr·wd·t): rate {predicted:.2e} / epoch",
                 line={"color": PALETTE["theory"], "dash": "dot", "width": 2},
             )
         )
@@ -325,13 +326,18 @@ def neurons_per_frequency(
             continue
         if k not in keys and not (s > 0).any():
             continue
+        other = k not in keys
+        names = {t.name for t in fig.data}
         fig.add_trace(
             go.Scatter(
                 x=s.index.values,
                 y=s.values,
                 mode="lines",
-                name=f"k={k}",
-                line={"color": _freq_color(k, key_freqs), "width": 2 if k in keys else 1},
+                name="other frequencies" if other else f"k={k}",
+                legendgroup="other frequencies" if other else f"k={k}",
+                showlegend=not other or "other frequencies" not in names,
+                hovertext=f"k={k}",
+                line={"color": _freq_color(k, key_freqs), "width": 1 if other else 2},
             )
         )
     _shade_phases(fig, phases)

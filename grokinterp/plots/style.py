@@ -2,7 +2,9 @@
 
 Colours are fixed by :data:`PALETTE`: one colour per curve kind, per phase and per
 attention target, and per key frequency (in sorted order, so a frequency has the same
-colour in every figure of a run).
+colour in every figure of a run).  The key-frequency colours are kept apart from the
+curve colours, so no figure shows two series in one colour; the non-key frequencies share
+one grey and one legend entry.
 """
 
 from __future__ import annotations
@@ -38,17 +40,18 @@ PALETTE: dict = {
     # attention targets
     "targets": {"a": "#1F77B4", "b": "#FF7F0E", "=": "#7F7F7F"},
     # key frequencies in sorted order; every other frequency is grey
+    # (none close to a curve colour above: a figure never shows two traces in one colour)
     "frequencies": (
-        "#E41A1C",
-        "#377EB8",
-        "#4DAF4A",
-        "#984EA3",
-        "#FF7F00",
-        "#A65628",
-        "#F781BF",
+        "#FF7F0E",
         "#17BECF",
+        "#E377C2",
         "#BCBD22",
-        "#525252",
+        "#393B79",
+        "#1B9E77",
+        "#E7298A",
+        "#800000",
+        "#808000",
+        "#66C2A5",
     ),
     "other frequency": "#BBBBBB",
     "heatmap": "Viridis",
