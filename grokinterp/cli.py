@@ -148,6 +148,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         print(format_bench_train(bench_train(n_epochs=args.epochs)))
         return 0
+    if args.what == "watch":
+        from grokinterp.bench import bench_watch, format_bench_watch
+
+        cfg = RunConfig() if args.p is None else RunConfig(p=args.p)
+        print(format_bench_watch(bench_watch(cfg, n_checkpoints=args.checkpoints)))
+        return 0
     from grokinterp.bench import bench_analyze, format_bench_analyze
 
     print(format_bench_analyze(bench_analyze(args.run, n_checkpoints=args.checkpoints)))
@@ -273,15 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_watch.set_defaults(func=_cmd_watch)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
-    p_bench.add_argument("what", choices=["train", "analyze"])
+    p_bench.add_argument("what", choices=["train", "analyze", "watch"])
     p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
     p_bench.add_argument(
         "--run",
         help="analyze: time on this run's checkpoints (default: random-weight p=113 checkpoints)",
     )
     p_bench.add_argument(
-        "--checkpoints", type=int, default=32, help="analyze: checkpoints timed on the batched path"
+        "--checkpoints",
+        type=int,
+        default=32,
+        help="analyze: checkpoints timed on the batched path; watch: checkpoints in the run",
     )
+    p_bench.add_argument("--p", type=int, help="watch: modulus of the random run (default 113)")
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -21,9 +21,10 @@ analysis of those measures; the other measures are computed for the new checkpoi
 :class:`WatchEvent` says when that happened (``key_freqs_changed``).
 
 Interrupting (Ctrl-C, ``KeyboardInterrupt``) is safe at any moment: every file is written
-to a temporary name and renamed, so the run keeps the previous complete analysis and
-report or the new ones; the watcher removes any temporary file of its own before the
-interrupt propagates.
+to a temporary name and renamed, so each file on disk is complete, the previous version
+or the new one, and the watcher removes any temporary file of its own before the
+interrupt propagates.  A report written while the run trained keeps reloading itself
+after the watcher stops; ``grokinterp figures RUN`` or the next watch rewrites it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class WatchEvent:
     a run still training) or ``"done"`` (the run is complete; final analysis and report).
     message: one line for a person.  epochs: the analysed checkpoints.  new: how many of
     them this iteration added.  refresh: the report's reload period in seconds (None in the
-    final report).  seconds: wall time of the analysis and report.
+    final report).  seconds: wall time of the analysis and report; analysis_seconds: of the
+    analysis alone.
     """
 
     kind: str
@@ -67,6 +69,7 @@ class WatchEvent:
     report: Path | None = None
     refresh: int | None = None
     seconds: float = 0.0
+    analysis_seconds: float = 0.0
 
 
 def _key_freqs_stored(run_dir: Path) -> tuple[int, ...] | None:
@@ -131,6 +134,7 @@ def _update(
     start = time.perf_counter()
     before = _key_freqs_stored(run_dir)
     table = analyze(run, **analyze_opts)
+    analysis_seconds = time.perf_counter() - start
     summary = read_json(run_dir / files.SUMMARY)
     written = write_figures(run_dir, formats=formats, refresh=refresh)
     seconds = time.perf_counter() - start
@@ -159,6 +163,7 @@ def _update(
         report=report,
         refresh=refresh,
         seconds=seconds,
+        analysis_seconds=analysis_seconds,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from grokinterp import files
 from grokinterp.analysis import read_table
+from grokinterp.cli import main
 from grokinterp.config import OptionError
 from grokinterp.run import load_run
 from grokinterp.storage import RunFileError, read_json
@@ -105,6 +106,18 @@ def test_watch_once_writes_a_report_that_does_not_reload(stopped_run):
     assert event.kind == "analysed" and event.refresh is None  # still training, but once
     assert "http-equiv" not in _report(run_dir)
     assert not list((run_dir / files.FIGURES_DIR).glob("*.png"))  # HTML only
+    assert 0 < event.analysis_seconds <= event.seconds
+
+
+def test_cli_watch_once(stopped_run, capsys):
+    run_dir, _ = stopped_run
+    assert main(["watch", str(run_dir), "--once"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("epoch 40 of 60: 3 checkpoints analysed (+3)"), out
+    assert out[1].startswith("  open file://") and out[1].endswith(files.REPORT)
+    assert main(["watch", str(run_dir / "nowhere"), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "no config.json yet; nothing to analyse" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.slow
