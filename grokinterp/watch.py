@@ -189,7 +189,8 @@ def watch(
     then return; a run with no checkpoint then raises :class:`RunFileError`.
 
     on_update: called with each :class:`WatchEvent` (waiting messages only when the
-    reason changes).  timeout: raise :class:`TimeoutError` after this many seconds.
+    reason changes).  timeout: raise :class:`TimeoutError` at the first poll that finds
+    nothing new after this many seconds.
     analyze_opts: keyword arguments for :func:`grokinterp.analysis.analyze`.  formats:
     figure formats (default HTML only).  Ctrl-C raises ``KeyboardInterrupt`` with every
     file complete (see the module docstring).
@@ -211,6 +212,7 @@ def watch(
     last_event: WatchEvent | None = None
     try:
         while True:
+            worked = False
             run, reason = _open(run_dir)
             if run is None:
                 if once:
@@ -231,9 +233,11 @@ def watch(
                     log.info("%s", last_event.message)
                     notify(last_event)
                     last_state = (last_event.epochs, done)
+                    worked = True
                 if once or (done and stop_when_done):
                     return last_event
-            if deadline is not None and time.monotonic() >= deadline:
+            # a timeout ends a poll that found nothing new, never one with work done
+            if not worked and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"watch {run_dir}: no finished run after {timeout:g} s "
                     f"(last: {last_event.message if last_event else 'nothing yet'})"

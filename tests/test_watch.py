@@ -76,7 +76,7 @@ def test_watch_keeps_watching_a_stopped_run_then_finishes(stopped_run):
             os.replace(final, files.checkpoint_path(run_dir, total))
 
     events.clear()
-    last = watch(run_dir, interval=0.05, timeout=60, on_update=land_final)
+    last = watch(run_dir, interval=0.05, timeout=600, on_update=land_final)
     assert [e.kind for e, _ in events] == ["analysed", "done"]
     assert last.kind == "done" and last.epochs[-1] == total and last.refresh is None
     assert last.new == 1  # only the final checkpoint was new to the second watch
@@ -141,8 +141,8 @@ def test_watch_follows_grokinterp_train_to_the_end(tmp_path):
         seen.append((event.kind, event.epochs, report))
 
     try:
-        last = watch(run_dir, interval=0.1, timeout=300, on_update=record)
-        assert trainer.wait(timeout=60) == 0, trainer.stderr.read()
+        last = watch(run_dir, interval=0.1, timeout=900, on_update=record)
+        assert trainer.wait(timeout=300) == 0, trainer.stderr.read()
     finally:
         if trainer.poll() is None:
             trainer.kill()
