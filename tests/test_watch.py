@@ -58,6 +58,7 @@ def test_watch_keeps_watching_a_stopped_run_then_finishes(stopped_run):
     events = []
 
     def record(event):
+        assert event.kind != "analysed" or event.new > 0, "re-analysed an unchanged run"
         events.append((event, _report(run_dir) if event.report else None))
 
     # The trainer is gone: one analysis, then idle polls (no re-analysis) until the timeout.
