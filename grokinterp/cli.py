@@ -3,6 +3,7 @@
 grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
 grokinterp analyze PATH [...]
 grokinterp figures PATH [...]
+grokinterp watch RUN [--interval S] [--once]
 grokinterp bench train|analyze
 """
 
@@ -146,6 +147,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         print(format_bench_train(bench_train(n_epochs=args.epochs)))
         return 0
+    if args.what == "watch":
+        from grokinterp.bench import bench_watch, format_bench_watch
+
+        cfg = RunConfig() if args.p is None else RunConfig(p=args.p)
+        print(format_bench_watch(bench_watch(cfg, n_checkpoints=args.checkpoints)))
+        return 0
     from grokinterp.bench import bench_analyze, format_bench_analyze
 
     print(format_bench_analyze(bench_analyze(args.run, n_checkpoints=args.checkpoints)))
@@ -196,6 +203,26 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    """Ctrl-C is how a watch ends: one line on stderr and exit code 0, never a traceback."""
+    run_dir = Path(args.run)
+    shown = []
+
+    def show(event) -> None:
+        print(event.message, flush=True)
+        if event.report is not None and not shown:
+            shown.append(event.report)
+            print(f"  open {event.report.resolve().as_uri()}", flush=True)
+
+    try:
+        from grokinterp.watch import watch
+
+        watch(run_dir, interval=args.interval, once=args.once, on_update=show)
+    except KeyboardInterrupt:
+        print(f"stopped watching {run_dir}", file=sys.stderr, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grokinterp", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -233,16 +260,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_figures.set_defaults(func=_cmd_figures)
 
+    p_watch = sub.add_parser(
+        "watch",
+        help="analyse a training run's new checkpoints as they land; self-refreshing report",
+        description="Run beside 'grokinterp train': analyse new checkpoints as they land and "
+        "rewrite RUN/figures/report.html (HTML only), which reloads itself in the browser "
+        "until training ends. Waits for a run that has not started; exits after the final "
+        "report. Ctrl-C stops it (exit code 0); the files on disk stay complete.",
+    )
+    p_watch.add_argument("run", help="the run directory (it may not exist yet)")
+    p_watch.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between polls (default 10)"
+    )
+    p_watch.add_argument(
+        "--once", action="store_true", help="analyse what is there, write the report, exit"
+    )
+    p_watch.set_defaults(func=_cmd_watch)
+
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
-    p_bench.add_argument("what", choices=["train", "analyze"])
+    p_bench.add_argument("what", choices=["train", "analyze", "watch"])
     p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
     p_bench.add_argument(
         "--run",
         help="analyze: time on this run's checkpoints (default: random-weight p=113 checkpoints)",
     )
     p_bench.add_argument(
-        "--checkpoints", type=int, default=32, help="analyze: checkpoints timed on the batched path"
+        "--checkpoints",
+        type=int,
+        default=32,
+        help="analyze: checkpoints timed on the batched path; watch: checkpoints in the run",
     )
+    p_bench.add_argument("--p", type=int, help="watch: modulus of the random run (default 113)")
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

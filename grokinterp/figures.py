@@ -261,14 +261,17 @@ def _export_static(
 
 
 def write_figures(
-    run_dir: str | Path, formats: Iterable[str] = ("html", "png", "svg")
+    run_dir: str | Path,
+    formats: Iterable[str] = ("html", "png", "svg"),
+    *,
+    refresh: int | None = None,
 ) -> list[Path]:
     """Draw every figure of an analysed run and write them and ``report.html``.
 
     Writes ``RUN/figures/<name>.<fmt>`` for each requested format and
     ``RUN/figures/report.html``; returns the paths written.  PNG/SVG need a browser
     (:func:`find_browser`); without one, or if the export fails, only HTML is written and
-    one warning says why.
+    one warning says why.  refresh: see :func:`write_report`.
     """
     run_dir = Path(run_dir)
     formats = tuple(formats)
@@ -294,7 +297,7 @@ def write_figures(
     if static:
         written += _write_static(figures, folder, static)
     report = folder / files.REPORT
-    write_report(report, config, summary, figures, title=run_dir.name)
+    write_report(report, config, summary, figures, title=run_dir.name, refresh=refresh)
     written.append(report)
     return written
 
@@ -394,8 +397,14 @@ def write_report(
     summary: Mapping,
     figures: Mapping[str, go.Figure],
     title: str = "",
+    *,
+    refresh: int | None = None,
 ) -> Path:
-    """One self-contained HTML page: config, phases, key frequencies and all figures."""
+    """One self-contained HTML page: config, phases, key frequencies and all figures.
+
+    refresh: seconds after which the browser reloads the page, for a run still training
+    (``grokinterp watch``); None (default) for a page that never reloads.
+    """
     title = title or config.run_name
     final = summary.get("final", {})
     final_rows = [(k, v) for k, v in final.items() if not isinstance(v, (list, dict))]
@@ -403,9 +412,14 @@ def write_report(
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>grokinterp report: {html.escape(title)}</title>",
         f"<style>{_CSS}</style>",
+        f"<meta http-equiv='refresh' content='{int(refresh)}'>" if refresh else "",
         f"<script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
         f"<h1>grokinterp report: {html.escape(title)}</h1>",
+        f"<p><b>Training in progress</b> (analysed up to epoch {summary.get('final_epoch')} of "
+        f"{config.epochs}): this page reloads every {int(refresh)} s.</p>"
+        if refresh
+        else "",
         "<h2>Phases</h2>",
         _table(_phase_rows(summary), ("boundary", "meaning", "epoch", "rule")),
         "<p>Key frequencies: <b>"
