@@ -44,6 +44,7 @@ __all__ = [
     "ablated_logits",
     "ablation_hooks",
     "ablation_table",
+    "ablation_wide",
     "remove_freqs_1d",
     "remove_freqs_2d",
     "scores",
@@ -246,3 +247,23 @@ def ablation_table(
     table["delta_loss"] = table["loss"] - table["loss"].iloc[0]
     table["delta_test_loss"] = table["test_loss"] - table["test_loss"].iloc[0]
     return table
+
+
+def ablation_wide(table: pd.DataFrame, value: str = "test_loss") -> pd.DataFrame:
+    """An :func:`ablation_table` as one row per frequency set and one column per place.
+
+    ``value``: a column of the table (e.g. test_loss, loss, test_acc).  The baseline's
+    value is the first row, labelled 'none'.
+    """
+    if value not in table.columns:
+        raise OptionError(f"value must be a column of the ablation table, got {value!r}")
+    base = table[table["where"] == "baseline"]
+    rest = table[table["where"] != "baseline"]
+    wide = rest.pivot(index="freqs", columns="where", values=value)
+    wide = wide.reindex(index=list(dict.fromkeys(rest["freqs"])))
+    wide = wide[[w for w in WHERE if w in wide.columns]]
+    if len(base):
+        top = pd.DataFrame({w: [base[value].iloc[0]] for w in wide.columns}, index=["none"])
+        wide = pd.concat([top, wide])
+    wide.index.name = "removed"
+    return wide

@@ -145,6 +145,11 @@ def test_ablation_table_rows(final):
     assert table["n_freqs"].tolist() == [0] + [1] * 6 + [2] * 3
     assert (table["epoch"] == epoch).all()
     assert table["delta_loss"].iloc[0] == 0
+    wide = ablation.ablation_wide(table, "test_loss")
+    assert wide.index.tolist() == ["none", "1", "2", "1,2"]
+    assert wide.columns.tolist() == list(ablation.WHERE)
+    assert wide.loc["none", "embed"] == table["test_loss"].iloc[0]
+    assert wide.loc["2", "logits"] == table["test_loss"].iloc[6]
     model = run.model_at(epoch)
     row = table[(table["where"] == "neurons") & (table["freqs"] == "2")].iloc[0]
     assert row["test_loss"] == pytest.approx(
