@@ -259,9 +259,9 @@ def ablation_wide(table: pd.DataFrame, value: str = "test_loss") -> pd.DataFrame
         raise OptionError(f"value must be a column of the ablation table, got {value!r}")
     base = table[table["where"] == "baseline"]
     rest = table[table["where"] != "baseline"]
+    places = [w for w in WHERE if w in set(rest["where"])] or list(WHERE)
     wide = rest.pivot(index="freqs", columns="where", values=value)
-    wide = wide.reindex(index=list(dict.fromkeys(rest["freqs"])))
-    wide = wide[[w for w in WHERE if w in wide.columns]]
+    wide = wide.reindex(index=list(dict.fromkeys(rest["freqs"])), columns=places)
     if len(base):
         top = pd.DataFrame({w: [base[value].iloc[0]] for w in wide.columns}, index=["none"])
         wide = pd.concat([top, wide])
