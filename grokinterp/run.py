@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformer_lens import ActivationCache
 from transformer_lens.model_bridge import TransformerBridge
 
 from grokinterp import files
 from grokinterp.config import ConfigError, RunConfig
-from grokinterp.data import Dataset, make_dataset
+from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
 from grokinterp.model import build_model
 from grokinterp.storage import RunFileError, load_tensors, read_json, read_metrics
 
@@ -79,6 +81,30 @@ class Run:
                 f"{files.checkpoint_path(self.path, epoch)}: does not fit this run's model ({err})"
             ) from None
         return model
+
+    @torch.no_grad()
+    def cache_at(
+        self,
+        epoch: int,
+        names_filter: str | list[str] | Callable[[str], bool] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> tuple[torch.Tensor, ActivationCache]:
+        """The logits and TransformerLens activation cache on all p^2 inputs at ``epoch``.
+
+        Runs ``model_at(epoch).run_with_cache`` on the token triples [a, b, '='] for every
+        pair, batch index i = a*p + b (the order of :func:`grokinterp.data.all_pairs`).
+
+        Returns (logits, cache): logits (p^2, 3, p), one row of output logits per position
+        (``logits[:, -1]`` are the answers at '='); the cache holds every hook's activation
+        with the batch axis first, e.g. ``hook_embed`` (p^2, 3, d_model),
+        ``blocks.0.attn.hook_pattern`` (p^2, n_heads, query 3, key 3),
+        ``blocks.0.mlp.hook_post`` (p^2, 3, d_mlp).  ``names_filter`` (a hook name, a list
+        of names or a predicate) keeps only those hooks, as in ``run_with_cache``.
+        """
+        model = self.model_at(epoch, device=device)
+        a, b = all_pairs(self.config.p)
+        tokens = make_tokens(a, b, self.config.p).to(device)  # (p^2, 3)
+        return model.run_with_cache(tokens, names_filter=names_filter)
 
 
 def _summarise(epochs: list[int]) -> str:
