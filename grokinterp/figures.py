@@ -265,13 +265,16 @@ def write_figures(
     formats: Iterable[str] = ("html", "png", "svg"),
     *,
     refresh: int | None = None,
+    sliders: bool = True,
 ) -> list[Path]:
     """Draw every figure of an analysed run and write them and ``report.html``.
 
     Writes ``RUN/figures/<name>.<fmt>`` for each requested format and
     ``RUN/figures/report.html``; returns the paths written.  PNG/SVG need a browser
     (:func:`find_browser`); without one, or if the export fails, only HTML is written and
-    one warning says why.  refresh: see :func:`write_report`.
+    one warning says why.  refresh: see :func:`write_report`.  sliders: also draw the
+    epoch-slider figures (:mod:`grokinterp.plots.sliders`, at most 60 checkpoints); they
+    are interactive, so they are written as HTML only.
     """
     run_dir = Path(run_dir)
     formats = tuple(formats)
@@ -282,6 +285,11 @@ def write_figures(
     config = read_config(run_dir)
     attention = _final_attention_map(run_dir)
     figures = draw_figures(table, summary, config, *(attention or (None, None)))
+    animated = {}
+    if sliders:
+        from grokinterp.plots.sliders import scrub_figures
+
+        animated = scrub_figures(load_run(run_dir))
 
     folder = run_dir / files.FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -289,7 +297,7 @@ def write_figures(
     if "html" in formats:
         atomic_write_text(folder / PLOTLY_JS, get_plotlyjs())
         written.append(folder / PLOTLY_JS)
-        for name, fig in figures.items():
+        for name, fig in {**figures, **animated}.items():
             path = folder / f"{name}.html"
             atomic_write_text(path, fig.to_html(include_plotlyjs="directory", full_html=True))
             written.append(path)
@@ -297,7 +305,9 @@ def write_figures(
     if static:
         written += _write_static(figures, folder, static)
     report = folder / files.REPORT
-    write_report(report, config, summary, figures, title=run_dir.name, refresh=refresh)
+    write_report(
+        report, config, summary, {**figures, **animated}, title=run_dir.name, refresh=refresh
+    )
     written.append(report)
     return written
 

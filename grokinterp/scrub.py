@@ -3,7 +3,7 @@
 :func:`scrub_epochs` picks the frames from the run's checkpoint schedule: the first and
 last checkpoints, the checkpoints nearest the phase boundaries of ``summary.json`` (when the
 run has been analysed), and the rest spread over training.  :func:`scrub_data` computes,
-for each chosen epoch, what the slider figures of :mod:`grokinterp.plots_scrub` draw:
+for each chosen epoch, what the slider figures of :mod:`grokinterp.plots.sliders` draw:
 
 - the embedding's Fourier spectrum: norm of ``F @ W_E[:p]`` per frequency
   (:func:`grokinterp.measures.embedding_components`, grouped by frequency);

@@ -136,7 +136,8 @@ def _update(
     table = analyze(run, **analyze_opts)
     analysis_seconds = time.perf_counter() - start
     summary = read_json(run_dir / files.SUMMARY)
-    written = write_figures(run_dir, formats=formats, refresh=refresh)
+    # the slider figures cost seconds at p = 113: drawn once, in the final report
+    written = write_figures(run_dir, formats=formats, refresh=refresh, sliders=done)
     seconds = time.perf_counter() - start
 
     epochs = tuple(sorted(int(e) for e in table["epoch"].unique()))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from grokinterp import circuit, plots_scrub, scrub
+from grokinterp import circuit, scrub
 from grokinterp.analysis import checkpoint_detail
 from grokinterp.fourier import freq_norms
 from grokinterp.measures.losses import cross_entropy
+from grokinterp.plots import sliders as plots_scrub
 from grokinterp.run import load_run
 from grokinterp.schedule import checkpoint_epochs
 from grokinterp.storage import write_json

@@ -7,7 +7,8 @@ measure or writes a file: :mod:`grokinterp.figures` saves them.
 
 Where things live: :mod:`~grokinterp.plots.style` (the palette, font, phase shading),
 :mod:`~grokinterp.plots.curves` (curves over training) and
-:mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint).
+:mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint) and
+:mod:`~grokinterp.plots.sliders` (one-checkpoint pictures with an epoch slider).
 """
 
 from grokinterp.plots.checkpoint import (

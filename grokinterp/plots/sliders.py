@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokinterp import plots
+from grokinterp.plots.style import frequency_colors
 from grokinterp.run import Run
 from grokinterp.scrub import MAX_FRAMES, ScrubData, scrub_data
 
@@ -47,7 +47,7 @@ def round_sig(x: np.ndarray, digits: int = 3) -> np.ndarray:
 
 
 def _colors(freqs: Sequence[int], key_freqs: Sequence[int]) -> list[str]:
-    colours = plots.frequency_colors(key_freqs)
+    colours = frequency_colors(key_freqs)
     return [colours.get(int(k), OTHER) for k in freqs]
 
 
