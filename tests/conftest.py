@@ -44,7 +44,7 @@ def grokking_config(**changes) -> RunConfig:
         d_mlp=128,
         lr=3e-3,
         weight_decay=3.0,
-        epochs=1500,
+        epochs=2000,
         checkpoints="log:20+every:50",
         eval_every=10,
     )
