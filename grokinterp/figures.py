@@ -122,6 +122,18 @@ def _final_attention_map(run_dir: Path) -> tuple[np.ndarray, int] | None:
     return np.asarray(detail["attention_to_a"]), int(detail["epoch"])
 
 
+def _slider_figures(run_dir: Path) -> dict[str, go.Figure]:
+    """The epoch-slider figures, or none when the checkpoints cannot be read."""
+    from grokinterp.plots.sliders import scrub_figures
+
+    try:
+        run = load_run(run_dir)
+    except RunFileError as err:
+        log.info("no epoch-slider figures: %s", err)
+        return {}
+    return scrub_figures(run) if run.epochs else {}
+
+
 # ---------------------------------------------------------------------------- drawing
 
 
@@ -285,11 +297,7 @@ def write_figures(
     config = read_config(run_dir)
     attention = _final_attention_map(run_dir)
     figures = draw_figures(table, summary, config, *(attention or (None, None)))
-    animated = {}
-    if sliders:
-        from grokinterp.plots.sliders import scrub_figures
-
-        animated = scrub_figures(load_run(run_dir))
+    animated = _slider_figures(run_dir) if sliders else {}
 
     folder = run_dir / files.FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
