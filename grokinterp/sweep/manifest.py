@@ -76,8 +76,15 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
     """The manifest as a dict (read-only use: workers, tables, figures)."""
     path = Path(sweep_dir) / MANIFEST
     data = read_json(path)
-    if data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("runs"), dict):
+    runs, order = data.get("runs"), data.get("order")
+    if (
+        data.get("format") != MANIFEST_FORMAT
+        or not isinstance(runs, dict)
+        or not isinstance(order, list)
+        or sorted(order) != sorted(runs)
+    ):
         raise RunFileError(f"{path}: not a {MANIFEST_FORMAT} manifest")
+    data["runs"] = {name: runs[name] for name in order}  # the file's keys are sorted
     return data
 
 
@@ -145,6 +152,7 @@ class Manifest:
         data = {
             "format": MANIFEST_FORMAT,
             "spec": spec.to_dict(),
+            "order": list(runs),  # expansion order (JSON keys are written sorted)
             "runs": {
                 name: {"config": cfg.to_dict(), "status": PENDING, "error": None}
                 for name, cfg in runs.items()
@@ -168,6 +176,7 @@ class Manifest:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        self.data = read_manifest(self.path)  # as the previous coordinator left it
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -98,7 +98,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """The table of runs of a sweep folder, one row per run in the manifest's order."""
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
-    config_fields = [f.name for f in fields(RunConfig)]
+    config_fields = [f.name for f in fields(RunConfig) if f.name != "name"]  # name: the run's
     rows = []
     for name, entry in manifest["runs"].items():
         row: dict[str, Any] = {"name": name, "status": entry["status"], "error": entry["error"]}
