@@ -217,7 +217,7 @@ def test_a_sweep_killed_mid_run_resumes_byte_identical(tmp_path):
     args = [str(spec), "--out", str(killed), "--workers", "2", "--quiet"]
     # A new session: the coordinator and its workers form one process group, killed at once.
     proc = subprocess.Popen(_sweep_cli(*args), env=env, start_new_session=True)
-    deadline = time.time() + 300
+    deadline = time.time() + 900  # generous: on a loaded machine the imports alone are slow
     while time.time() < deadline and proc.poll() is None:
         counts = [len(list(d.glob("checkpoints/*.safetensors"))) for d in killed.glob("runs/*")]
         if counts and max(counts) >= 4:
@@ -225,6 +225,7 @@ def test_a_sweep_killed_mid_run_resumes_byte_identical(tmp_path):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert (killed / MANIFEST).is_file(), "no run had started within the deadline"
     statuses = {r["status"] for r in read_manifest(killed)["runs"].values()}
     assert statuses & {"running", "pending"}, "the sweep finished before it could be killed"
 
