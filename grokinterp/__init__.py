@@ -4,6 +4,7 @@ from grokinterp.config import RunConfig
 from grokinterp.errors import ConfigError, OptionError, RunExistsError, RunFileError
 from grokinterp.model import build_model
 from grokinterp.run import Run, load_run
+from grokinterp.sweep import load_sweep, run_sweep
 from grokinterp.train import train
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "RunFileError",
     "build_model",
     "load_run",
+    "load_sweep",
+    "run_sweep",
     "train",
 ]

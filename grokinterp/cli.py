@@ -4,6 +4,8 @@ grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
 grokinterp analyze PATH [...]
 grokinterp figures PATH [...]
 grokinterp watch RUN [--interval S] [--once]
+
+grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
 grokinterp bench train|analyze
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from grokinterp.config import RunConfig
 from grokinterp.errors import ConfigError, OptionError, RunExistsError, RunFileError
+from grokinterp.sweep.manifest import SweepLockedError
 
 DEFAULT_ROOT = Path("checkpoints")
 
@@ -33,6 +36,9 @@ _FIELD_HELP = {
     "loss_dtype": "float64 or float32",
     "fast_path": "train with the last-position fast forward (--no-fast-path: plain TL forward)",
     "eval_every": "epochs between test-loss/accuracy evaluations",
+    "epochs": "epochs to train: the cap, reached unless stop_after_grok ends the run first",
+    "stop_after_grok": "N > 0: stop N epochs after T_grok (first eval epoch with test acc >= "
+    "0.99), with a final checkpoint there, so cleanup is still seen; 0: off",
     "checkpoints": "schedule: default | every:N | log:N | list:E1,E2 | A+B",
     "name": "run name (default: derived from the task and seeds)",
 }
@@ -170,8 +176,98 @@ def _parse_freqs(text: str | None) -> list[int] | None:
         ) from None
 
 
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _make_backend(args: argparse.Namespace):
+    if args.backend == "local":
+        if args.address:
+            raise CliError("--address is for --backend ray")
+        from grokinterp.sweep import LocalBackend
+
+        return LocalBackend(args.workers)
+    if args.workers is not None:
+        raise CliError("--workers is for --backend local (Ray schedules by --threads)")
+    try:  # the Ray backend is an optional extra: pip install 'grokinterp[ray]'
+        from grokinterp.sweep.ray_backend import RayBackend
+    except ImportError as err:
+        raise CliError(f"--backend ray needs Ray: pip install 'grokinterp[ray]' ({err})") from None
+    return RayBackend(args.address)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from grokinterp.sweep import run_sweep
+
+    if args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    backend = _make_backend(args)
+    live = sys.stdout.isatty() and not args.quiet  # a status line rewritten in place
+    shown = {"width": 0}
+
+    def status_line(state) -> str:
+        c = state.counts
+        return (
+            f"[{_fmt_seconds(state.elapsed_s)}] {c['done'] + c['censored']}/{state.total} "
+            f"finished (done {c['done']}, censored {c['censored']}, failed {c['failed']}), "
+            f"running {len(state.running)}, ETA {_fmt_seconds(state.eta_s)}"
+        )
+
+    def on_update(state) -> None:
+        last = state.last
+        if live:
+            print("\r" + " " * shown["width"] + "\r", end="")
+        if last is not None:
+            detail = last.get("error") or (
+                f"T_grok {last.get('T_grok')}" if last["status"] == "done" else "did not grok"
+            )
+            wall = last.get("wall_s")
+            took = f" in {_fmt_seconds(wall)}" if wall is not None and wall == wall else ""
+            print(f"{last['status']:>8} {last['name']}{took}: {detail}")
+            if not live and not args.quiet:
+                print(f"         {status_line(state)}", flush=True)
+        if live:
+            line = status_line(state)
+            print(line, end="", flush=True)
+            shown["width"] = len(line)
+
+    sweep_dir = run_sweep(
+        args.spec,
+        args.out,
+        threads=args.threads,
+        backend=backend,
+        retry_failed=args.retry_failed,
+        on_update=on_update,
+    )
+    if live:
+        print()
+    from grokinterp.sweep import write_runs_table
+
+    path, table = write_runs_table(sweep_dir)
+    counts = table["status"].value_counts().to_dict()
+    print(f"sweep {sweep_dir}: {counts}; table of runs in {path}")
+    if counts.get("failed"):
+        print("some runs failed (see the error column); rerun with --retry-failed")
+        return 1
+    return 0
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from grokinterp.analysis import analyze_path, format_summary
+    from grokinterp.sweep import is_sweep
+
+    if is_sweep(args.path):
+        from grokinterp.sweep import write_runs_table
+
+        path, table = write_runs_table(args.path)
+        counts = table["status"].value_counts().to_dict()
+        print(f"{len(table)} runs {counts}: wrote {path}")
+        return 0
 
     measures = args.measures.split(",") if args.measures else None
     summaries = analyze_path(
@@ -191,6 +287,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from grokinterp.figures import write_figures
     from grokinterp.run import find_runs
+    from grokinterp.sweep import is_sweep
+
+    if is_sweep(args.path):
+        from grokinterp.sweep.figures import write_sweep_figures
+
+        written = write_sweep_figures(
+            args.path, formats=tuple(args.formats.split(",")), color_by=args.color_by
+        )
+        report = [p for p in written if p.name == "report.html"]
+        print(f"{args.path}: wrote {len(written)} files in {Path(args.path) / 'figures'}")
+        if report:
+            print(f"  open {report[0].resolve().as_uri()}")
+        return 0
 
     runs = find_runs(args.path)
     formats = tuple(args.formats.split(","))
@@ -238,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.set_defaults(func=_cmd_train)
 
     p_analyze = sub.add_parser("analyze", help="progress measures for every checkpoint")
-    p_analyze.add_argument("path", help="a run directory, or a folder of run directories")
+    p_analyze.add_argument(
+        "path", help="a run directory, a folder of run directories, or a sweep folder (runs.csv)"
+    )
     p_analyze.add_argument("--measures", help="comma-separated table measures (default: all)")
     p_analyze.add_argument(
         "--threshold",
@@ -254,9 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_analyze.set_defaults(func=_cmd_analyze)
 
     p_figures = sub.add_parser("figures", help="figures and report.html of an analysed run")
-    p_figures.add_argument("path", help="a run directory, or a folder of run directories")
+    p_figures.add_argument(
+        "path", help="a run directory, a folder of run directories, or a sweep folder"
+    )
     p_figures.add_argument(
         "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
+    )
+    p_figures.add_argument(
+        "--color-by", help="sweep: the swept field that colours the curves (default: the first)"
     )
     p_figures.set_defaults(func=_cmd_figures)
 
@@ -276,6 +392,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="analyse what is there, write the report, exit"
     )
     p_watch.set_defaults(func=_cmd_watch)
+
+    p_sweep = sub.add_parser(
+        "sweep",
+        help="train and analyse every run of a TOML sweep spec (resumable)",
+        description="Train and analyse every run of a sweep spec; run again to resume. "
+        "See grokinterp.sweep.spec for the spec format.",
+    )
+    p_sweep.add_argument("spec", help="the sweep spec (TOML), e.g. examples/sweep-wd-lr-p59.toml")
+    p_sweep.add_argument("--out", help="sweep folder (default sweeps/<spec name>)")
+    p_sweep.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p_sweep.add_argument(
+        "--workers", type=int, help="local worker processes (default cores // threads)"
+    )
+    p_sweep.add_argument(
+        "--backend", choices=["local", "ray"], default="local", help="where runs execute"
+    )
+    p_sweep.add_argument(
+        "--address", help="ray: cluster address ('auto' finds a running one; default: start one)"
+    )
+    p_sweep.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
+    p_sweep.add_argument("--quiet", action="store_true", help="no progress line")
+    p_sweep.set_defaults(func=_cmd_sweep)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument("what", choices=["train", "analyze", "watch"])
@@ -304,11 +442,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (CliError, ConfigError, OptionError, RunFileError, RunExistsError) as err:
+    except (
+        CliError,
+        ConfigError,
+        OptionError,
+        RunFileError,
+        RunExistsError,
+        SweepLockedError,
+    ) as err:
         print(f"grokinterp {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; continue with 'grokinterp train --resume RUN_DIR'", file=sys.stderr)
+        again = (
+            "run the same 'grokinterp sweep' command again"
+            if args.command == "sweep"
+            else "'grokinterp train --resume RUN_DIR'"
+        )
+        print(f"interrupted; continue with {again}", file=sys.stderr)
         return 130
 
 

@@ -53,7 +53,8 @@ class RunConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     warmup_steps: int = 10
-    epochs: int = 25_000
+    epochs: int = 25_000  # the cap: a run that never groks ends here (censored in a sweep)
+    stop_after_grok: int = 0  # N > 0: end N epochs after T_grok (test acc >= 0.99); 0: off
     loss_dtype: str = "float64"
     fast_path: bool = True  # last-position-only forward; False trains through model(tokens)
     # logging and checkpoints
@@ -115,6 +116,11 @@ class RunConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"RunConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.stop_after_grok < 0:
+            raise ConfigError(
+                f"RunConfig.stop_after_grok must be >= 0 (0 = train to the epochs cap, N = "
+                f"stop N epochs after T_grok), got {self.stop_after_grok}"
+            )
         if self.warmup_steps < 0:
             raise ConfigError(f"RunConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.loss_dtype not in LOSS_DTYPES:

@@ -15,6 +15,7 @@ from grokinterp import files
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
 from grokinterp.model import build_model
+from grokinterp.schedule import end_epoch, first_grok_epoch
 from grokinterp.storage import RunFileError, load_tensors, read_json, read_metrics
 
 
@@ -43,8 +44,18 @@ class Run:
         return sorted(e for e in found if e is not None)
 
     @property
+    def end_epoch(self) -> int:
+        """The epoch training ends at: the epochs cap, or ``stop_after_grok`` epochs after
+        T_grok in the logged metrics (see :func:`grokinterp.schedule.end_epoch`)."""
+        cfg = self.config
+        if not cfg.stop_after_grok:
+            return cfg.epochs
+        t_grok = first_grok_epoch(read_metrics(self.path / files.METRICS))
+        return end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
+
+    @property
     def is_complete(self) -> bool:
-        return self.config.epochs in self.epochs
+        return self.end_epoch in self.epochs
 
     @property
     def metrics(self) -> dict[str, np.ndarray]:

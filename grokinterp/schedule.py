@@ -10,7 +10,11 @@ A schedule is a short string, stored in the run config:
 - several joined with ``+`` (for example ``log:50+every:500``): their union.
 
 Epoch 0 (the initialisation) and the final epoch are always included, so every run has a
-checkpoint to start from and one to analyse.
+checkpoint to start from and one to analyse.  A run with ``stop_after_grok = N`` ends
+early, N epochs after T_grok (:func:`end_epoch`), with a checkpoint at that last epoch.
+
+Sweeps default to :data:`SWEEP_SCHEDULE`, about 80 checkpoints for a 10k-epoch run instead
+of about 300: dense through memorisation, then evenly spaced.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 from grokinterp.errors import ConfigError
 
 DEFAULT_SCHEDULE = "default"
+SWEEP_SCHEDULE = "log:40+every:250"
+GROK_ACC = 0.99  # the test accuracy that defines T_grok while training (as phases.t_grok)
 
 
 def _log_spaced(n: int, last: int) -> set[int]:
@@ -64,3 +70,20 @@ def checkpoint_epochs(spec: str, epochs: int) -> list[int]:
             f"'list:E1,E2,...', or several joined with '+'"
         ) from None
     return sorted(chosen | {0, epochs})
+
+
+def first_grok_epoch(rows: list[dict]) -> int | None:
+    """T_grok of logged metrics rows: the first eval epoch with test_acc >= GROK_ACC."""
+    for row in rows:
+        acc = row.get("test_acc")
+        if acc is not None and acc >= GROK_ACC:
+            return int(row["epoch"])
+    return None
+
+
+def end_epoch(stop_after_grok: int, epochs: int, t_grok: int | None) -> int:
+    """The last epoch of a run: ``epochs`` (the cap), or ``stop_after_grok`` epochs after
+    T_grok when that comes first (``stop_after_grok = 0`` means no early stop)."""
+    if stop_after_grok <= 0 or t_grok is None:
+        return epochs
+    return min(t_grok + stop_after_grok, epochs)

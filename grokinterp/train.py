@@ -21,7 +21,7 @@ from grokinterp.data import Dataset, make_dataset
 from grokinterp.errors import RunExistsError
 from grokinterp.model import build_model, last_position_logits, trainable_parameters
 from grokinterp.run import Run, load_run, read_config, read_split
-from grokinterp.schedule import checkpoint_epochs
+from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch
 from grokinterp.storage import (
     RunFileError,
     atomic_write_text,
@@ -220,18 +220,23 @@ def train(
 
     trainer = Trainer(cfg, data, device=device)
     start = _resume_point(out, trainer) if resume else 0
+    kept = []
     if resume:
         kept = [r for r in read_metrics(out / files.METRICS) if r["epoch"] < start]
         atomic_write_text(out / files.METRICS, metrics_header() + format_metric_rows(kept))
         log.info("resuming %s at epoch %d", out, start)
 
     ckpt_epochs = set(checkpoint_epochs(cfg.checkpoints, cfg.epochs))
+    # The run ends at the epochs cap, or stop_after_grok epochs after T_grok; on resume,
+    # T_grok is read back from the kept metrics, so a resumed run stops where it would have.
+    t_grok = first_grok_epoch(kept)
+    end = end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
     with deterministic_algorithms(), open(out / files.METRICS, "a", buffering=1) as metrics:
         for epoch in range(start, cfg.epochs + 1):
-            is_ckpt = epoch in ckpt_epochs
+            is_ckpt = epoch in ckpt_epochs or epoch == end
             if is_ckpt:
                 _save_checkpoint(out, trainer, epoch)
-            if epoch == cfg.epochs:
+            if epoch == end:
                 row = trainer.final_row(epoch)
             else:
                 evaluate = is_ckpt or epoch % cfg.eval_every == 0
@@ -239,6 +244,13 @@ def train(
             metrics.write(format_metric_rows([row]))
             if on_epoch is not None:
                 on_epoch(row)
+            if epoch == end:
+                break
+            if t_grok is None and cfg.stop_after_grok:
+                t_grok = first_grok_epoch([row])
+                end = end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
+    if end < cfg.epochs:
+        log.info("%s: stopped at epoch %d, %d after T_grok", out, end, cfg.stop_after_grok)
     return load_run(out)
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from grokinterp import files
 from grokinterp.cli import main
-from grokinterp.config import RunConfig
+from grokinterp.config import ConfigError, RunConfig
 from grokinterp.model import build_model
 from grokinterp.run import load_run
 from grokinterp.schedule import checkpoint_epochs
@@ -107,14 +107,13 @@ def _files_equal(a, b):
     return a.read_bytes() == b.read_bytes()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kill_after_checkpoints", [2, 9])
-def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkpoints):
+def _kill_and_resume(tmp_path, args, kill_after_checkpoints, n_checkpoints):
+    """Train ``args`` uninterrupted and killed-then-resumed; assert byte-identical runs."""
     reference = tmp_path / "reference"
-    subprocess.run(_cli(*RESUME_ARGS, "--out", str(reference)), check=True)
+    subprocess.run(_cli(*args, "--out", str(reference)), check=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*RESUME_ARGS, "--out", str(killed)))
+    proc = subprocess.Popen(_cli(*args, "--out", str(killed)))
     ckpt_dir = killed / files.CHECKPOINT_DIR
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -127,17 +126,91 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkp
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_before = len(list(ckpt_dir.glob("*.safetensors")))
-    assert n_before < 25, "the run finished before it could be killed; kill it sooner"
+    assert n_before < n_checkpoints, "the run finished before it could be killed; kill it sooner"
 
     subprocess.run(_cli("--resume", str(killed), "--quiet"), check=True)
     ref_run, resumed = load_run(reference), load_run(killed)
+    assert len(ref_run.epochs) == n_checkpoints
     assert resumed.epochs == ref_run.epochs
     for epoch in ref_run.epochs:
         assert _files_equal(
             files.checkpoint_path(reference, epoch), files.checkpoint_path(killed, epoch)
         ), epoch
+    assert _files_equal(reference / files.OPTIMIZER, killed / files.OPTIMIZER)
     assert read_metrics(killed / files.METRICS) == read_metrics(reference / files.METRICS)
     assert not list(killed.rglob("*.tmp"))
+    return n_before, ref_run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_checkpoints", [2, 9])
+def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkpoints):
+    _kill_and_resume(tmp_path, RESUME_ARGS, kill_after_checkpoints, n_checkpoints=25)
+
+
+# --- stop_after_grok ----------------------------------------------------------------------
+
+# Groks at epoch 135 (T_mem 45) in a few hundred epochs: p = 23, 80% of pairs, lr 3e-2.
+GROKKING = dict(
+    p=23, frac_train=0.8, lr=3e-2, d_model=32, n_heads=2, d_head=16, d_mlp=128, eval_every=5
+)
+
+
+def _t_grok(run):
+    m = run.metrics
+    hit = m["epoch"][np.nan_to_num(m["test_acc"]) >= 0.99]
+    return int(hit[0]) if len(hit) else None
+
+
+@pytest.mark.slow
+def test_stop_after_grok_ends_the_run_n_epochs_after_t_grok(tmp_path):
+    full = train(RunConfig(**GROKKING, epochs=220, checkpoints="every:5"), tmp_path / "full")
+    t_grok = _t_grok(full)
+    assert t_grok is not None and t_grok + 30 < 220, "this config should grok early"
+    cfg = RunConfig(**GROKKING, epochs=220, checkpoints="every:5", stop_after_grok=30)
+    stopped = train(cfg, tmp_path / "stopped")
+    end = t_grok + 30
+    assert stopped.end_epoch == end and stopped.is_complete
+    assert stopped.epochs == [e for e in full.epochs if e <= end]
+    assert list(stopped.metrics["epoch"]) == list(range(end + 1))
+    # The stop only moves where the loop ends: the same training bit for bit up to there,
+    # and the final checkpoint is the model after `end` steps.
+    for epoch in stopped.epochs:
+        assert _files_equal(
+            files.checkpoint_path(full.path, epoch), files.checkpoint_path(stopped.path, epoch)
+        ), epoch
+    rows, ref = read_metrics(stopped.path / files.METRICS), read_metrics(full.path / files.METRICS)
+    assert rows[:-1] == ref[:end]
+    assert rows[-1]["train_loss"] == pytest.approx(ref[end]["train_loss"], rel=1e-12)
+    assert rows[-1]["test_acc"] == ref[end]["test_acc"]
+
+
+def test_stop_after_grok_without_grokking_trains_to_the_cap(tmp_path):
+    run = train(tiny_config(stop_after_grok=10), tmp_path / "run")
+    assert _t_grok(run) is None
+    assert run.end_epoch == run.config.epochs == run.epochs[-1] and run.is_complete
+    assert run.metrics["epoch"][-1] == run.config.epochs
+
+
+def test_stop_after_grok_must_not_be_negative():
+    with pytest.raises(ConfigError, match="stop_after_grok must be >= 0"):
+        tiny_config(stop_after_grok=-1)
+
+
+GROKKING_ARGS = [
+    *("--p", "23", "--frac-train", "0.8", "--lr", "0.03", "--d-model", "32", "--n-heads", "2"),
+    *("--d-head", "16", "--d-mlp", "128", "--eval-every", "5", "--epochs", "600"),
+    *("--checkpoints", "every:25", "--stop-after-grok", "200", "--quiet"),
+]
+
+
+@pytest.mark.slow
+def test_a_stopped_run_killed_after_t_grok_resumes_bitwise_identical(tmp_path):
+    # Killed after the checkpoint at epoch 175 > T_grok = 135: the resumed run must find
+    # T_grok in its kept metrics and stop at the same epoch, 335.
+    n_before, ref = _kill_and_resume(tmp_path, GROKKING_ARGS, 8, n_checkpoints=15)
+    assert _t_grok(ref) == 135 and ref.epochs[-1] == 335
+    assert (n_before - 1) * 25 > 135
 
 
 # --- atomic writes and bad files ----------------------------------------------------------

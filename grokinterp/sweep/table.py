@@ -1,0 +1,143 @@
+"""The table of runs: one row per run of a sweep, read from each run's analysis.
+
+Columns: ``name``, ``status``, ``error``, every :class:`RunConfig` field, then from the
+run's summary.json and analysis.csv (NaN where a run has none, e.g. failed or pending):
+
+==========================  ==============================================================
+T_mem, T_grok               first eval epoch with train / test accuracy >= 0.99 (T_grok
+                            NaN when the run never grokked: censored)
+grokked                     T_grok is known
+end_epoch                   the run's last checkpoint (the epochs cap for censored runs)
+grokking_ratio              T_grok / T_mem
+memorisation_end,           the phase boundaries of :func:`grokinterp.phases.detect_phases`
+circuit_formation_end,
+cleanup_end
+key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count
+wnorm_T_mem,                sum of squared weights at T_mem, at the end of memorisation,
+wnorm_memorisation_end,     at the end of cleanup and at the end, linearly interpolated
+wnorm_cleanup_end,          between the checkpoints either side (the boundaries are eval
+wnorm_end                   epochs, the norm is measured on checkpoints)
+final_train_loss, ...       final train/test loss and accuracy (the last checkpoint)
+wall_s, disk_bytes          the run's wall time (last attempt) and its folder's size
+problem                     why a run's files could not be read (else empty)
+==========================  ==============================================================
+
+A damaged run directory is named in a warning and in ``problem``; the others are still
+tabled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grokinterp import files
+from grokinterp.analysis import read_table
+from grokinterp.config import RunConfig
+from grokinterp.storage import RunFileError, atomic_write_text, read_json
+from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
+
+__all__ = ["load_sweep", "write_runs_table"]
+
+log = logging.getLogger(__name__)
+
+BOUNDARIES = ("T_mem", "T_grok", "memorisation_end", "circuit_formation_end", "cleanup_end")
+NORM_AT = ("T_mem", "memorisation_end", "cleanup_end")
+FINAL = ("train_loss", "test_loss", "train_acc", "test_acc")
+
+
+def _epoch(entry: Any) -> float:
+    if isinstance(entry, dict):
+        entry = entry.get("epoch")
+    return float(entry) if entry is not None else math.nan
+
+
+def _norm_curve(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    rows = table[(table["measure"] == "weight_norm_sq") & (table["key"] == "total")]
+    rows = rows.sort_values("epoch")
+    return rows["epoch"].to_numpy(dtype=float), rows["value"].to_numpy(dtype=float)
+
+
+def _at(curve: tuple[np.ndarray, np.ndarray], epoch: float) -> float:
+    epochs, values = curve
+    if not len(epochs) or math.isnan(epoch) or not epochs[0] <= epoch <= epochs[-1]:
+        return math.nan
+    return float(np.interp(epoch, epochs, values))
+
+
+def _analysis_columns(path: Path) -> dict[str, Any]:
+    summary = read_json(path / files.SUMMARY)
+    table = read_table(path / files.ANALYSIS_TABLE)
+    phases = summary.get("phases", {})
+    final = summary.get("final", {})
+    row: dict[str, Any] = {b: _epoch(phases.get(b)) for b in BOUNDARIES}
+    row["grokked"] = not math.isnan(row["T_grok"])
+    row["end_epoch"] = _epoch(summary.get("final_epoch"))
+    ratio = (phases.get("grokking_ratio") or {}).get("value")
+    row["grokking_ratio"] = math.nan if ratio is None else float(ratio)
+    keys = summary.get("key_frequencies") or []
+    row["key_freqs"] = ",".join(str(k) for k in keys)
+    row["n_key_freqs"] = len(keys)
+    curve = _norm_curve(table)
+    for name in NORM_AT:
+        row[f"wnorm_{name}"] = _at(curve, row[name])
+    row["wnorm_end"] = float(curve[1][-1]) if len(curve[1]) else math.nan
+    for name in FINAL:
+        value = final.get(name)
+        row[f"final_{name}"] = math.nan if value is None else float(value)
+    return row
+
+
+def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
+    """The table of runs of a sweep folder, one row per run in the manifest's order."""
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    config_fields = [f.name for f in fields(RunConfig) if f.name != "name"]  # name: the run's
+    rows = []
+    for name, entry in manifest["runs"].items():
+        row: dict[str, Any] = {"name": name, "status": entry["status"], "error": entry["error"]}
+        row.update({f: entry["config"].get(f) for f in config_fields})
+        row["grokked"] = False
+        row["problem"] = ""
+        if entry["status"] in FINISHED:
+            try:
+                row.update(_analysis_columns(run_dir(sweep_dir, name)))
+            except (RunFileError, KeyError, TypeError, ValueError) as err:
+                row["problem"] = f"{type(err).__name__}: {err}"
+                log.warning("run %s: analysis unreadable (%s); tabled without it", name, err)
+        row["wall_s"] = entry.get("wall_s", math.nan)
+        row["disk_bytes"] = entry.get("disk_bytes", math.nan)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    derived = (
+        list(BOUNDARIES)
+        + ["end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
+        + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
+        + [f"final_{n}" for n in FINAL]
+    )
+    for column in derived:  # present even when no run has been analysed
+        if column not in frame:
+            frame[column] = "" if column == "key_freqs" else math.nan
+    order = ["name", "status", "grokked", *derived, *config_fields, "wall_s", "disk_bytes"]
+    order += ["error", "problem"]
+    frame = frame[order]
+    for column in ("wall_s", "disk_bytes", *derived):
+        if column != "key_freqs":
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["grokked"] = frame["grokked"].astype(bool)
+    return frame
+
+
+def write_runs_table(sweep_dir: str | Path) -> tuple[Path, pd.DataFrame]:
+    """Write ``runs.csv`` next to the manifest (atomically); returns its path and table."""
+    sweep_dir = Path(sweep_dir)
+    frame = load_sweep(sweep_dir)
+    path = sweep_dir / RUNS_TABLE
+    atomic_write_text(path, frame.to_csv(index=False))
+    return path, frame
