@@ -307,7 +307,9 @@ def write_figures(
         written.append(folder / PLOTLY_JS)
         for name, fig in {**figures, **animated}.items():
             path = folder / f"{name}.html"
-            atomic_write_text(path, fig.to_html(include_plotlyjs="directory", full_html=True))
+            atomic_write_text(
+                path, fig.to_html(include_plotlyjs="directory", full_html=True, auto_play=False)
+            )
             written.append(path)
     static = [f for f in formats if f in STATIC_FORMATS]
     if static:
@@ -452,7 +454,7 @@ def write_report(
     ]
     for name, fig in figures.items():
         parts.append(f"<div class='figure' id='{html.escape(name)}'>")
-        parts.append(fig.to_html(include_plotlyjs=False, full_html=False))
+        parts.append(fig.to_html(include_plotlyjs=False, full_html=False, auto_play=False))
         parts.append("</div>")
     parts.append("</body></html>")
     path = Path(path)
