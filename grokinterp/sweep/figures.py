@@ -30,6 +30,7 @@ from plotly.subplots import make_subplots
 
 from grokinterp import files
 from grokinterp.config import OptionError
+from grokinterp.plots.style import _style
 from grokinterp.run import load_run
 from grokinterp.storage import RunFileError, atomic_write_text
 from grokinterp.sweep.manifest import FIGURES_DIR, read_manifest, run_dir
@@ -47,21 +48,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WIDTH, HEIGHT = 900, 500
-FONT = {"family": "Helvetica, Arial, sans-serif", "size": 14}
 CENSORED_COLOR = "#888888"
-
-
-def _style(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.5, "xanchor": "center"},
-        font=FONT,
-        template="plotly_white",
-        width=WIDTH,
-        height=height,
-        margin={"l": 70, "r": 30, "t": 70, "b": 60},
-    )
-    return fig
 
 
 def swept_fields(table: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> list[str]:
@@ -155,7 +142,8 @@ def accuracy_loss_curves(
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
     fig.update_yaxes(title_text="test loss", type="log", row=2, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
-    return _style(fig, f"Test accuracy and loss of {len(curves)} runs, by {color_by}", 700)
+    _style(fig, f"Test accuracy and loss of {len(curves)} runs, by {color_by}", height=700)
+    return fig
 
 
 def _cells(table: pd.DataFrame, x: str, y: str) -> tuple[list, list, np.ndarray, list[list[str]]]:
@@ -198,7 +186,8 @@ def t_grok_heatmap(table: pd.DataFrame, x: str, y: str) -> go.Figure:
     fig.update_xaxes(title_text=x, type="category")
     fig.update_yaxes(title_text=y, type="category")
     fig.update_layout(plot_bgcolor="#eeeeee")  # censored (empty) cells show as grey
-    return _style(fig, f"T_grok over {x} and {y} (median over seeds; ✕ = never grokked)")
+    _style(fig, f"T_grok over {x} and {y} (median over seeds; ✕ = never grokked)")
+    return fig
 
 
 def t_grok_vs_field(table: pd.DataFrame, field: str, color_by: str | None = None) -> go.Figure:
@@ -244,7 +233,8 @@ def t_grok_vs_field(table: pd.DataFrame, field: str, color_by: str | None = None
         fig.update_xaxes(type="category")
     fig.update_xaxes(title_text=field)
     fig.update_yaxes(title_text="T_grok (epoch)", type="log")
-    return _style(fig, f"T_grok against {field}")
+    _style(fig, f"T_grok against {field}")
+    return fig
 
 
 def _curves(sweep_dir: Path, names: Iterable[str]) -> dict[str, dict[str, np.ndarray]]:
