@@ -23,6 +23,7 @@ gives the same weights.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import einops
 import torch
@@ -163,9 +164,26 @@ def last_position_logits(
     small tables; attention and the MLP then run for one position per example instead of
     three.  Shapes: a, b (N,) -> logits (N, d_vocab_out).
     """
-    w = native_parameters(model)
     cfg = model.cfg
-    n_heads, d_head, p = cfg.n_heads, cfg.d_head, cfg.d_vocab_out
+    return last_position_logits_from(
+        native_parameters(model), a, b, n_heads=cfg.n_heads, act_fn=cfg.act_fn
+    )
+
+
+def last_position_logits_from(
+    w: Mapping[str, torch.Tensor],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    n_heads: int,
+    act_fn: str,
+) -> torch.Tensor:
+    """:func:`last_position_logits` as a pure function of the weights ``w`` (native names,
+    as :func:`native_parameters` gives them), so that ``torch.func.vmap`` can run it over
+    a stack of models (grokinterp.sweep.ensemble).  Shapes: a, b (N,) -> logits (N, p).
+    """
+    p = w["head.weight"].shape[0]
+    d_head = w["layers.0.attn.q.weight"].shape[0] // n_heads
     W_E, W_pos = w["tok_embed.weight"], w["pos.weight"]  # (d_vocab, d), (3, d)
 
     resid_a = W_E[:p] + W_pos[0]  # (p, d): position 0 holding token t
@@ -193,7 +211,7 @@ def last_position_logits(
     attn_out = F.linear(z.flatten(1), w["layers.0.attn.o.weight"], w["layers.0.attn.o.bias"])
 
     resid_mid = resid_eq + attn_out  # (N, d)
-    act = F.relu if cfg.act_fn == "relu" else F.gelu
+    act = F.relu if act_fn == "relu" else F.gelu
     hidden = act(F.linear(resid_mid, w["layers.0.mlp.fc_in.weight"], w["layers.0.mlp.fc_in.bias"]))
     resid_post = resid_mid + F.linear(
         hidden, w["layers.0.mlp.fc_out.weight"], w["layers.0.mlp.fc_out.bias"]
