@@ -7,9 +7,9 @@ and the summed loss has model i's loss as its only term in model i's weights, so
 slice of the stack follows the same trajectory as that run trained alone, up to float
 rounding (the batched matmuls sum in another order).
 
-This is measured, not used by sweeps: on CPU it does not beat a pool of single-run
-processes by the 1.3x that would justify a second training path (see
-:func:`bench_ensemble` and docs/sweeps.md).  The runs of an ensemble may differ in their
+This is measured, not used by sweeps: a second training path would have to beat the
+sweep's pool of single-run processes by 1.3x on CPU, and :func:`bench_ensemble` (``grokinterp
+bench ensemble``) measures whether it does.  The runs of an ensemble may differ in their
 seeds and initialisation only; every other field must match, since the optimiser's
 hyperparameters are shared.
 """
