@@ -23,8 +23,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from grokinterp.config import OptionError
 from grokinterp.sweep.backends import OnResult, OnStart, available_cores
 from grokinterp.sweep.manifest import FAILED
 from grokinterp.sweep.worker import run_one
@@ -120,7 +122,7 @@ class RayBackend:
         try:
             cpus = int(ray.cluster_resources().get("CPU", 0))
             if cpus < threads:
-                raise ValueError(
+                raise OptionError(
                     f"the Ray cluster has {cpus} CPUs, fewer than --threads {threads}; "
                     f"lower --threads or add CPUs"
                 )
@@ -128,12 +130,14 @@ class RayBackend:
             # reported as started is running (the rest wait here, not in Ray's queue).
             slots = max(1, cpus // threads)
             task = ray.remote(num_cpus=threads, max_retries=self.max_retries)(run_one)
+            # An absolute path: Ray's workers need not share the caller's working directory.
+            folder = str(Path(sweep_dir).resolve())
             queue = list(names)
             running: dict[Any, str] = {}
             while queue or running:
                 while queue and len(running) < slots:
                     name = queue.pop(0)
-                    running[task.remote(str(sweep_dir), name, threads)] = name
+                    running[task.remote(folder, name, threads)] = name
                     if on_start is not None:
                         on_start(name)
                 ready, _ = ray.wait(list(running), num_returns=1)
