@@ -56,6 +56,10 @@ def local_ray():
         ray.shutdown()
 
 
+def test_the_local_ray_is_on_the_loopback_address(local_ray):
+    assert {node["NodeManagerAddress"] for node in local_ray.nodes()} == {"127.0.0.1"}
+
+
 def assert_same_runs(reference: Path, other: Path) -> None:
     """Same statuses, and every training file of every run byte-identical."""
     ref_runs, new_runs = read_manifest(reference)["runs"], read_manifest(other)["runs"]

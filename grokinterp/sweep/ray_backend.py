@@ -8,7 +8,8 @@ when a backend runs.
   cluster's workers must import the same ``grokinterp`` and reach the sweep folder at the
   same path (a shared file system), since each task writes its own run directory there.
 - ``RayBackend()`` starts a Ray on this machine for the sweep and stops it afterwards:
-  loopback only (every Ray server binds 127.0.0.1), no dashboard, no usage statistics.
+  loopback only (the node's address is 127.0.0.1, as Ray does on macOS), no dashboard,
+  no usage statistics.
 - In a process where Ray is already initialised (``ray.init`` was called), that Ray is
   used and left running.
 
@@ -60,8 +61,13 @@ def start_local_ray(num_cpus: int | None = None, **init_kwargs: Any):
 
     Returns the ``ray`` module.  Stop it with ``ray.shutdown()``.
     """
-    ray = _import_ray()
     os.environ.update(LOCAL_RAY_ENV)
+    ray = _import_ray()
+    # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is first imported; if it was
+    # imported before this call, set the switch it was read into as well.
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
     ray.init(
         num_cpus=num_cpus or available_cores(),
         include_dashboard=False,
