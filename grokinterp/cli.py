@@ -6,7 +6,7 @@ grokinterp figures PATH [...]
 grokinterp watch RUN [--interval S] [--once]
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
-grokinterp bench train|analyze
+grokinterp bench train|analyze|watch|sweep|ensemble
 """
 
 from __future__ import annotations
@@ -148,10 +148,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "sweep":
+        from grokinterp.sweep.bench import bench_sweep, format_bench_sweep
+
+        print(format_bench_sweep(bench_sweep(ray=not args.no_ray)))
+        return 0
+    if args.what == "ensemble":
+        from grokinterp.sweep.ensemble import bench_ensemble, format_bench_ensemble
+
+        print(format_bench_ensemble(bench_ensemble(n_epochs=args.epochs or 20)))
+        return 0
     if args.what == "train":
         from grokinterp.bench import bench_train, format_bench_train
 
-        print(format_bench_train(bench_train(n_epochs=args.epochs)))
+        print(format_bench_train(bench_train(n_epochs=args.epochs or 100)))
         return 0
     if args.what == "watch":
         from grokinterp.bench import bench_watch, format_bench_watch
@@ -416,8 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.set_defaults(func=_cmd_sweep)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
-    p_bench.add_argument("what", choices=["train", "analyze", "watch"])
-    p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
+    p_bench.add_argument("what", choices=["train", "analyze", "watch", "sweep", "ensemble"])
+    p_bench.add_argument(
+        "--epochs", type=int, help="epochs timed per loop (train: 100, ensemble: 20)"
+    )
+    p_bench.add_argument("--no-ray", action="store_true", help="sweep: leave out the Ray way")
     p_bench.add_argument(
         "--run",
         help="analyze: time on this run's checkpoints (default: random-weight p=113 checkpoints)",
