@@ -225,7 +225,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return (
             f"[{_fmt_seconds(state.elapsed_s)}] {c['done'] + c['censored']}/{state.total} "
             f"finished (done {c['done']}, censored {c['censored']}, failed {c['failed']}), "
-            f"running {len(state.running)}, ETA {_fmt_seconds(state.eta_s)}"
+            f"{len(state.running)} running, ETA {_fmt_seconds(state.eta_s)}"
         )
 
     def on_update(state) -> None:
