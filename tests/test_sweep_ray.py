@@ -54,11 +54,17 @@ START_TIMEOUT_S = 180
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module (2 CPUs, loopback only); RayBackend uses it."""
-    starter = threading.Thread(target=start_local_ray, kwargs={"num_cpus": 2}, daemon=True)
-    starter.start()
-    starter.join(timeout=START_TIMEOUT_S)
-    if starter.is_alive() or not ray.is_initialized():
-        pytest.fail(f"a local Ray did not start within {START_TIMEOUT_S} s")
+    # ray.init must run in the main thread; an alarm interrupts it if it hangs.
+    def give_up(signum, frame):
+        raise TimeoutError(f"a local Ray did not start within {START_TIMEOUT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(START_TIMEOUT_S)
+    try:
+        start_local_ray(num_cpus=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     try:
         yield ray
     finally:
