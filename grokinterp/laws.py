@@ -4,7 +4,7 @@ The delay of a run is ``T_grok - T_mem`` (the 99% test and train accuracy crossi
 Two laws relate it to the run's settings:
 
 - law (a): ``ln(delay) = a + b ln(1 / (lr wd))``; pure weight-decay contraction predicts
-  ``b = 1`` (Tian 2026, arXiv:2603.13331);
+  ``b = 1`` (arXiv:2603.13331, "Why Grokking Takes So Long");
 - law (b): ``delay = A ln(norm_mem / norm_post) / (lr wd) + B``, with ``norm`` the L2
   norm of all weights (the square root of the table's sums of squares), ``norm_mem`` at
   the end of memorisation and ``norm_post`` at the end of cleanup by default; pure
