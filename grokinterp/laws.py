@@ -360,8 +360,8 @@ def fit_laws(
         "norm_post": post,
     }
     try:
-        law_b = _law(points, "law_b", points["x_b"].to_numpy(), points["delay"].to_numpy(),
-                     n_boot, seed, ci)  # fmt: skip
+        x_b, delay = points["x_b"].to_numpy(), points["delay"].to_numpy()
+        law_b = _law(points, "law_b", x_b, delay, n_boot, seed, ci)
         result["law_b"] = {"ok": True, **norm_info, **law_b}
     except LawFitError as err:
         n_b = int((points["exclude_b"] == "").sum())
