@@ -6,6 +6,7 @@ grokinterp figures PATH [...]
 grokinterp watch RUN [--interval S] [--once]
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
+grokinterp laws SWEEP_DIR [--bootstrap N] [--seed S] [--norms MEM,POST] [--formats ...]
 grokinterp bench train|analyze|watch|sweep|ensemble
 """
 
@@ -322,6 +323,23 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_laws(args: argparse.Namespace) -> int:
+    from grokinterp.laws import format_laws, write_laws
+
+    norms = tuple(n.strip() for n in args.norms.split(","))
+    fit, written = write_laws(
+        args.sweep_dir,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        norms=norms,
+        formats=[f.strip() for f in args.formats.split(",")],
+    )
+    print(format_laws(fit))
+    figures = [p for p in written if p.parent.name == "figures"]
+    print(f"wrote {written[0]} and {len(figures)} figure files in {written[0].parent / 'figures'}")
+    return 0
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     """Ctrl-C is how a watch ends: one line on stderr and exit code 0, never a traceback."""
     run_dir = Path(args.run)
@@ -424,6 +442,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress line")
     p_sweep.set_defaults(func=_cmd_sweep)
+
+    p_laws = sub.add_parser(
+        "laws",
+        help="fit the grokking-delay laws across a sweep's runs (laws.json, figures)",
+        description="Fit law (a), ln(T_grok - T_mem) = a + b ln(1/(lr wd)), and law (b), "
+        "T_grok - T_mem = A ln(norm_mem/norm_post)/(lr wd) + B, to the grokked runs of a "
+        "sweep, with bootstrap CIs; censored and failed runs are listed, not fitted. "
+        "Writes SWEEP_DIR/laws.json and SWEEP_DIR/figures/laws_*. See docs/laws.md.",
+    )
+    p_laws.add_argument("sweep_dir", help="a sweep folder (grokinterp sweep's --out)")
+    p_laws.add_argument(
+        "--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000; 0: no CI)"
+    )
+    p_laws.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p_laws.add_argument(
+        "--norms",
+        default="memorisation_end,cleanup_end",
+        help="law (b): where norm_mem and norm_post are read, two of T_mem, "
+        "memorisation_end, T_grok, cleanup_end, end (default memorisation_end,cleanup_end)",
+    )
+    p_laws.add_argument(
+        "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
+    )
+    p_laws.set_defaults(func=_cmd_laws)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument("what", choices=["train", "analyze", "watch", "sweep", "ensemble"])
