@@ -20,7 +20,14 @@ from grokinterp.model import build_model
 from grokinterp.optim import EmaFilter, MaFilter
 from grokinterp.run import read_config
 from grokinterp.storage import read_metrics
-from grokinterp.train import Trainer, batch_order, deterministic_algorithms, train
+from grokinterp.train import (
+    _DROPOUT,
+    Trainer,
+    batch_order,
+    deterministic_algorithms,
+    epoch_generator,
+    train,
+)
 from tests.conftest import tiny_config
 
 # --- config -------------------------------------------------------------------------------
@@ -276,6 +283,23 @@ def test_dropout_acts_in_training_steps_only_and_is_seeded_by_epoch(tmp_path, mo
     assert loss == pytest.approx(run.metrics["train_loss"][10], rel=1e-5)
 
 
+def test_training_steps_use_the_dropout_masks_of_the_epoch():
+    cfg = tiny_config(
+        dropout=0.3, optimizer="sgd", momentum=0.0, weight_decay=0.0, warmup_steps=0, lr=0.5
+    )
+    trainer = Trainer(cfg, make_dataset(cfg))
+    with deterministic_algorithms():
+        for epoch in range(2):
+            before = [p.detach().double().clone() for p in trainer.params]
+            gen = epoch_generator(cfg.init_seed, epoch, _DROPOUT)
+            logits = trainer.train_forward(trainer.train_tokens, gen)
+            loss = F.cross_entropy(logits.double(), trainer.train_labels)
+            grads = torch.autograd.grad(loss, trainer.params)
+            trainer.epoch(epoch, evaluate=False)
+            for p, w, g in zip(trainer.params, before, grads, strict=True):
+                torch.testing.assert_close(p.detach().double(), w - cfg.lr * g.double())
+
+
 def test_no_dropout_draws_no_masks(monkeypatch):
     train_module = sys.modules["grokinterp.train"]  # the package exports a function train
 
@@ -383,19 +407,19 @@ def _interrupt_at(epoch):
         dict(dropout=0.2),
         dict(grokfast="ema", grokfast_alpha=0.9),
         dict(grokfast="ma", grokfast_window=4),
-        dict(batch_size=16, optimizer="sgd"),
+        dict(batch_size=20, optimizer="sgd"),
         dict(batch_size=25, dropout=0.1, grokfast="ma", grokfast_window=7, optimizer="adam"),
     ],
     ids=["dropout", "ema", "ma", "minibatch-sgd", "all"],
 )
 def test_interrupted_run_with_options_resumes_bitwise(tmp_path, changes):
-    """Stopped at epoch 19 (after the checkpoint at 16), then resumed: every file equals
+    """Stopped at epoch 14 (after the checkpoint at 12), then resumed: every file equals
     those of the uninterrupted run, so the optimiser, filter and RNG state all carry over."""
-    cfg = tiny_config(epochs=24, checkpoints="every:8", **changes)
+    cfg = tiny_config(epochs=16, checkpoints="every:6", **changes)
     reference = train(cfg, tmp_path / "reference")
     killed = tmp_path / "killed"
     with pytest.raises(_Killed):
-        train(cfg, killed, on_epoch=_interrupt_at(19))
+        train(cfg, killed, on_epoch=_interrupt_at(14))
     train(None, killed, resume=True)
     for epoch in reference.epochs:
         a = files.checkpoint_path(reference.path, epoch).read_bytes()
