@@ -26,9 +26,9 @@ from grokinterp.sweep.manifest import SweepLockedError
 DEFAULT_ROOT = Path("checkpoints")
 
 _FIELD_HELP = {
-    "p": "modulus (odd; prime for mul)",
-    "operation": "add, sub or mul",
-    "frac_train": "fraction of the p^2 pairs used for training, in (0, 1)",
+    "p": "modulus (odd; prime for mul and div)",
+    "operation": "task: add, sub, mul, div, x2xyy2, x3xy or rand (docs/tasks.md)",
+    "frac_train": "fraction of the task's valid pairs used for training, in (0, 1)",
     "data_seed": "seed of the train/test split",
     "init_seed": "seed of the model initialisation",
     "init": "initialisation: paper (Nanda et al., default), tl-demo (legacy TL) or native (TL 4)",

@@ -16,19 +16,14 @@ from typing import Any
 
 from grokinterp.errors import ConfigError, OptionError  # noqa: F401  (re-exported)
 from grokinterp.schedule import checkpoint_epochs
+from grokinterp.tasks import TASKS, get_task, is_prime  # noqa: F401  (is_prime re-exported)
 
-OPERATIONS = ("add", "sub", "mul")
+OPERATIONS = tuple(TASKS)  # the task registry (grokinterp.tasks, docs/tasks.md)
 BIAS_MODES = ("mlp", "none")
 INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
 OPTIMIZERS = ("adamw", "adam", "sgd")  # see docs/training-options.md
 GROKFAST_FILTERS = ("none", "ema", "ma")
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    return all(n % d for d in range(2, int(n**0.5) + 1))
 
 
 @dataclass(frozen=True)
@@ -91,23 +86,16 @@ class RunConfig:
                 f"RunConfig.p must be odd (the Fourier analysis of Z_p assumes no Nyquist "
                 f"frequency), got {self.p}; use an odd prime such as 113"
             )
-        if self.operation not in OPERATIONS:
-            raise ConfigError(
-                f"RunConfig.operation must be one of {OPERATIONS}, got {self.operation!r}"
-            )
-        if self.operation == "mul" and not is_prime(self.p):
-            raise ConfigError(
-                f"RunConfig.operation 'mul' needs a prime p (Z_p* must be a group), got p={self.p}"
-            )
+        get_task(self.operation).check(self.p)
         if not 0.0 < self.frac_train < 1.0:
             raise ConfigError(
                 f"RunConfig.frac_train must lie strictly between 0 and 1, got {self.frac_train}"
             )
-        n_train = int(self.frac_train * self.p**2)
-        if n_train < 1 or n_train >= self.p**2:
+        n_train, n_valid = self.n_train, self.n_pairs
+        if n_train < 1 or n_train >= n_valid:
             raise ConfigError(
-                f"RunConfig.frac_train={self.frac_train} gives {n_train} of {self.p**2} "
-                f"pairs for training; both splits must be non-empty"
+                f"RunConfig.frac_train={self.frac_train} gives {n_train} of the {n_valid} valid "
+                f"pairs of {self.operation!r} for training; both splits must be non-empty"
             )
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "epochs", "eval_every"):
             if getattr(self, name) <= 0:
@@ -201,8 +189,14 @@ class RunConfig:
         return self.p
 
     @property
+    def n_pairs(self) -> int:
+        """Number of valid pairs of the task: p^2, or p (p - 1) for div (b != 0)."""
+        return get_task(self.operation).n_valid(self.p)
+
+    @property
     def n_train(self) -> int:
-        return int(self.frac_train * self.p**2)
+        """Training pairs: frac_train of the valid pairs, rounded down."""
+        return int(self.frac_train * self.n_pairs)
 
     @property
     def steps_per_epoch(self) -> int:
