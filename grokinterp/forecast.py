@@ -66,13 +66,28 @@ class Calibration:
 
     restricted_ratio: (T_grok - T_mem) / (t_zero - T_mem), the restricted loss's linear
     zero crossing scaled to T_grok.  critical_norm: the plateau fit of the sum of
-    squared weights at T_grok, over its peak after T_mem.  The point forecast uses their
-    medians; the bootstrap draws from them.
+    squared weights at T_grok, over its peak after T_mem.  Paired: value i of each comes
+    from the same calibration cut.  The point forecast uses their medians; the bootstrap
+    draws pairs (the two constants' errors are correlated: an early cut needs a larger
+    ratio and a smaller critical norm).
     """
 
     restricted_ratio: tuple[float, ...]
     critical_norm: tuple[float, ...]
     source: str = ""
+
+    def __post_init__(self):
+        r, c = self.restricted_ratio, self.critical_norm
+        if not r or len(r) != len(c):
+            raise OptionError(
+                f"Calibration: restricted_ratio ({len(r)} values) and critical_norm "
+                f"({len(c)}) must be non-empty and paired, one of each per calibration cut"
+            )
+        if min(r) <= 0 or not 0 < min(c) <= max(c) < 1:
+            raise OptionError(
+                f"Calibration: restricted_ratio must be > 0 and critical_norm in (0, 1), "
+                f"got {r} and {c}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,10 +96,11 @@ class Calibration:
 # Calibrated on the four analysed p = 113 runs of the paper setup (docs/forecast.md):
 # add-p113-{paper-init999-data598, paper-init1-data101, paper-init2-data102,
 # native-init1-data101}, cut at T_mem + f (T_grok - T_mem) for f = 1/3 and 1/2.
+# Pairs in the order native-init1 (1/3, 1/2), paper-init1, paper-init2, paper-init999.
 CALIBRATION = Calibration(
-    restricted_ratio=(1.0,),
-    critical_norm=(0.5,),
-    source="placeholder",
+    restricted_ratio=(1.644, 1.461, 1.658, 1.540, 1.247, 1.120, 1.293, 1.208),
+    critical_norm=(0.328, 0.479, 0.335, 0.473, 0.405, 0.521, 0.410, 0.532),
+    source="four p = 113 runs (paper setup), cuts at f = 1/3 and 1/2; docs/forecast.md",
 )
 
 
@@ -228,8 +244,8 @@ def forecast_from_curves(
             if len(np.unique(t[idx])) < 3:
                 continue
             tz, sn, _, fn = _estimates(t[idx], rl[idx], log_wn[idx], t_mem, peak_log)
-            r = float(rng.choice(calibration.restricted_ratio))
-            c = float(rng.choice(calibration.critical_norm))
+            j = rng.integers(len(calibration.restricted_ratio))  # one calibration cut:
+            r, c = calibration.restricted_ratio[j], calibration.critical_norm[j]  # paired
             a, b = _combine(tz, sn, fn["intercept"], peak_log, t_mem, r, c)
             draws.append(max(0.5 * (a + b), upto))
         draws = np.asarray(draws)

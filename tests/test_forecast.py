@@ -147,3 +147,10 @@ def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, caps
     )
     assert code == 0 and (out / "figures" / "forecast.html").is_file()
     assert "median relative error at f = 0.5" in capsys.readouterr().out
+
+
+def test_calibration_values_are_checked():
+    with pytest.raises(OptionError, match="paired"):
+        Calibration((1.2, 1.3), (0.4,))
+    with pytest.raises(OptionError, match="critical_norm in"):
+        Calibration((1.2,), (1.4,))
