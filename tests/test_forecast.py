@@ -154,3 +154,26 @@ def test_calibration_values_are_checked():
         Calibration((1.2, 1.3), (0.4,))
     with pytest.raises(OptionError, match="critical_norm in"):
         Calibration((1.2,), (1.4,))
+
+
+def test_the_forecast_is_the_mean_of_the_two_estimates():
+    t, rl, wn, cal = _plateau(3000)
+    # ratio 1.25 puts the restricted-loss estimate at T_mem + 1.25 (T_GROK - T_mem)
+    split = Calibration((1.25,), (cal.critical_norm[1],))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=split, n_boot=0)
+    t_r = T_MEM + 1.25 * (T_GROK - T_MEM)
+    assert found.restricted["estimate"] == pytest.approx(t_r)
+    assert found.norm["estimate"] == pytest.approx(T_GROK)
+    assert found.t_grok == pytest.approx((t_r + T_GROK) / 2)
+
+
+def test_the_interval_carries_the_spread_of_the_calibration():
+    t, rl, wn, cal = _plateau(3000)  # noise-free: the spread comes from the calibration only
+    c = cal.critical_norm[1]
+    # paired cuts: each pair moves both estimates the same way (as on real runs)
+    paired = Calibration((0.9, 1.0, 1.1), (1.05 * c, c, 0.95 * c))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=paired, n_boot=200)
+    assert found.t_grok == pytest.approx(T_GROK, rel=1e-9)
+    earliest = (T_MEM + 0.9 * (T_GROK - T_MEM) + T_GROK - math.log(1.05) / RATE) / 2
+    assert found.low == pytest.approx(earliest, rel=1e-6)  # the 5th percentile: pair 0
+    assert found.high > 1.05 * T_GROK
