@@ -88,7 +88,7 @@ def test_tiny_model_matches_the_full_hessian():
         }
         return cross_entropy(last_position(w, a, b, CFG.n_heads).logits, data.train_labels)
 
-    full = torch.autograd.functional.hessian(loss, theta, vectorize=True)  # (n, n), n = 548
+    full = torch.autograd.functional.hessian(loss, theta, vectorize=True)  # (n, n), n = 544
     expected = torch.linalg.eigvalsh(full)[-1].item()
     value, used = train_loss_sharpness(state, CFG, data, tol=1e-9, max_iter=2000)
     assert value == pytest.approx(expected, rel=1e-6)
@@ -150,3 +150,12 @@ def test_bad_sharpness_options(trained, tmp_path, capsys):
     assert {0, 40, 60} <= set(sharp["epoch"])
     assert main(["analyze", str(run_dir), "--sharpness-every", "0", "--quiet"]) == 2
     assert "sharpness_every must be >= 1" in capsys.readouterr().err
+
+
+def test_bench_sharpness_reports_seconds_per_checkpoint():
+    from grokinterp.bench import bench_sharpness, format_bench_sharpness
+
+    result = bench_sharpness(CFG, n_checkpoints=1)
+    assert result["p"] == 7 and result["n_params"] == 544 and result["s_per_checkpoint"] > 0
+    assert 1 <= result["iterations"][0] <= result["max_iter"]
+    assert "s/checkpoint" in format_bench_sharpness(result)
