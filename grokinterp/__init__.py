@@ -2,6 +2,7 @@
 
 from grokinterp.config import RunConfig
 from grokinterp.errors import ConfigError, OptionError, RunExistsError, RunFileError
+from grokinterp.laws import fit_laws
 from grokinterp.model import build_model
 from grokinterp.run import Run, load_run
 from grokinterp.sweep import load_sweep, run_sweep
@@ -15,6 +16,7 @@ __all__ = [
     "RunExistsError",
     "RunFileError",
     "build_model",
+    "fit_laws",
     "load_run",
     "load_sweep",
     "run_sweep",

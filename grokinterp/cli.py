@@ -7,7 +7,8 @@ grokinterp watch RUN [--interval S] [--once]
 grokinterp forecast RUN [--upto EPOCH] | forecast PATH --evaluate [--out DIR]
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
-grokinterp bench train|analyze|watch|sharpness
+grokinterp laws SWEEP_DIR [--bootstrap N] [--seed S] [--norms MEM,POST] [--formats ...]
+grokinterp bench train|analyze|watch|sweep|ensemble|sharpness
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from grokinterp.sweep.manifest import SweepLockedError
 DEFAULT_ROOT = Path("checkpoints")
 
 _FIELD_HELP = {
-    "p": "modulus (odd; prime for mul)",
-    "operation": "add, sub or mul",
-    "frac_train": "fraction of the p^2 pairs used for training, in (0, 1)",
+    "p": "modulus (odd; prime for mul and div)",
+    "operation": "task: add, sub, mul, div, x2xyy2, x3xy or rand (docs/tasks.md)",
+    "frac_train": "fraction of the task's valid pairs used for training, in (0, 1)",
     "data_seed": "seed of the train/test split",
     "init_seed": "seed of the model initialisation",
     "init": "initialisation: paper (Nanda et al., default), tl-demo (legacy TL) or native (TL 4)",
@@ -149,10 +150,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "sweep":
+        from grokinterp.sweep.bench import bench_sweep, format_bench_sweep
+
+        print(format_bench_sweep(bench_sweep(ray=not args.no_ray)))
+        return 0
+    if args.what == "ensemble":
+        from grokinterp.sweep.ensemble import bench_ensemble, format_bench_ensemble
+
+        print(format_bench_ensemble(bench_ensemble(n_epochs=args.epochs or 20)))
+        return 0
     if args.what == "train":
         from grokinterp.bench import bench_train, format_bench_train
 
-        print(format_bench_train(bench_train(n_epochs=args.epochs)))
+        print(format_bench_train(bench_train(n_epochs=args.epochs or 100)))
         return 0
     if args.what == "sharpness":
         from grokinterp.bench import bench_sharpness, format_bench_sharpness
@@ -222,7 +233,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return (
             f"[{_fmt_seconds(state.elapsed_s)}] {c['done'] + c['censored']}/{state.total} "
             f"finished (done {c['done']}, censored {c['censored']}, failed {c['failed']}), "
-            f"running {len(state.running)}, ETA {_fmt_seconds(state.eta_s)}"
+            f"{len(state.running)} running, ETA {_fmt_seconds(state.eta_s)}"
         )
 
     def on_update(state) -> None:
@@ -366,6 +377,23 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_laws(args: argparse.Namespace) -> int:
+    from grokinterp.laws import format_laws, write_laws
+
+    norms = tuple(n.strip() for n in args.norms.split(","))
+    fit, written = write_laws(
+        args.sweep_dir,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        norms=norms,
+        formats=[f.strip() for f in args.formats.split(",")],
+    )
+    print(format_laws(fit))
+    figures = [p for p in written if p.parent.name == "figures"]
+    print(f"wrote {written[0]} and {len(figures)} figure files in {written[0].parent / 'figures'}")
+    return 0
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     """Ctrl-C is how a watch ends: one line on stderr and exit code 0, never a traceback."""
     run_dir = Path(args.run)
@@ -503,9 +531,38 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.add_argument("--quiet", action="store_true", help="no progress line")
     p_sweep.set_defaults(func=_cmd_sweep)
 
+    p_laws = sub.add_parser(
+        "laws",
+        help="fit the grokking-delay laws across a sweep's runs (laws.json, figures)",
+        description="Fit law (a), ln(T_grok - T_mem) = a + b ln(1/(lr wd)), and law (b), "
+        "T_grok - T_mem = A ln(norm_mem/norm_post)/(lr wd) + B, to the grokked runs of a "
+        "sweep, with bootstrap CIs; censored and failed runs are listed, not fitted. "
+        "Writes SWEEP_DIR/laws.json and SWEEP_DIR/figures/laws_*. See docs/laws.md.",
+    )
+    p_laws.add_argument("sweep_dir", help="a sweep folder (grokinterp sweep's --out)")
+    p_laws.add_argument(
+        "--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000; 0: no CI)"
+    )
+    p_laws.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p_laws.add_argument(
+        "--norms",
+        default="memorisation_end,cleanup_end",
+        help="law (b): where norm_mem and norm_post are read, two of T_mem, "
+        "memorisation_end, T_grok, cleanup_end, end (default memorisation_end,cleanup_end)",
+    )
+    p_laws.add_argument(
+        "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
+    )
+    p_laws.set_defaults(func=_cmd_laws)
+
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
-    p_bench.add_argument("what", choices=["train", "analyze", "watch", "sharpness"])
-    p_bench.add_argument("--epochs", type=int, default=100, help="epochs timed per loop (train)")
+    p_bench.add_argument(
+        "what", choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness"]
+    )
+    p_bench.add_argument(
+        "--epochs", type=int, help="epochs timed per loop (train: 100, ensemble: 20)"
+    )
+    p_bench.add_argument("--no-ray", action="store_true", help="sweep: leave out the Ray way")
     p_bench.add_argument(
         "--run",
         help="analyze: time on this run's checkpoints (default: random-weight p=113 checkpoints)",

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from grokinterp.errors import ConfigError, OptionError  # noqa: F401  (re-exported)
 from grokinterp.schedule import checkpoint_epochs
+from grokinterp.tasks import TASKS, get_task, is_prime  # noqa: F401  (is_prime re-exported)
 
-OPERATIONS = ("add", "sub", "mul")
+OPERATIONS = tuple(TASKS)  # the task registry (grokinterp.tasks, docs/tasks.md)
 BIAS_MODES = ("mlp", "none")
 INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    return all(n % d for d in range(2, int(n**0.5) + 1))
+OPTIMIZERS = ("adamw", "adam", "sgd")  # see docs/training-options.md
+GROKFAST_FILTERS = ("none", "ema", "ma")
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,22 @@ class RunConfig:
     init_seed: int = 999
     init: str = "paper"  # "paper" (Nanda et al.'s code), "tl-demo" (legacy TL) or "native" (TL 4)
     init_scale: float = 1.0  # a factor on every initial weight (Omnigrok uses > 1)
-    # optimiser: full-batch AdamW with a linear warm-up
+    # optimiser: full-batch AdamW with a linear warm-up (docs/training-options.md)
+    optimizer: str = "adamw"  # "adamw" (decoupled decay), "adam" or "sgd" (decay as L2)
     lr: float = 1e-3
     weight_decay: float = 1.0
-    beta1: float = 0.9
-    beta2: float = 0.98
-    warmup_steps: int = 10
+    beta1: float = 0.9  # adam and adamw
+    beta2: float = 0.98  # adam and adamw
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    warmup_steps: int = 10  # counted in optimiser steps
+    batch_size: int = 0  # 0: full batch; N > 0: minibatches of N, one step each
+    dropout: float = 0.0  # GPT-2-style dropout in training steps only (fast path)
+    # Grokfast gradient filter (Lee et al. 2024), applied before each optimiser step
+    grokfast: str = "none"  # "none", "ema" or "ma"
+    grokfast_alpha: float = 0.98  # ema decay
+    grokfast_lamb: float = 2.0  # amplification of the slow gradient
+    grokfast_window: int = 100  # ma window, in optimiser steps
     epochs: int = 25_000  # the cap: a run that never groks ends here (censored in a sweep)
     stop_after_grok: int = 0  # N > 0: end N epochs after T_grok (test acc >= 0.99); 0: off
     loss_dtype: str = "float64"
@@ -78,23 +86,16 @@ class RunConfig:
                 f"RunConfig.p must be odd (the Fourier analysis of Z_p assumes no Nyquist "
                 f"frequency), got {self.p}; use an odd prime such as 113"
             )
-        if self.operation not in OPERATIONS:
-            raise ConfigError(
-                f"RunConfig.operation must be one of {OPERATIONS}, got {self.operation!r}"
-            )
-        if self.operation == "mul" and not is_prime(self.p):
-            raise ConfigError(
-                f"RunConfig.operation 'mul' needs a prime p (Z_p* must be a group), got p={self.p}"
-            )
+        get_task(self.operation).check(self.p)
         if not 0.0 < self.frac_train < 1.0:
             raise ConfigError(
                 f"RunConfig.frac_train must lie strictly between 0 and 1, got {self.frac_train}"
             )
-        n_train = int(self.frac_train * self.p**2)
-        if n_train < 1 or n_train >= self.p**2:
+        n_train, n_valid = self.n_train, self.n_pairs
+        if n_train < 1 or n_train >= n_valid:
             raise ConfigError(
-                f"RunConfig.frac_train={self.frac_train} gives {n_train} of {self.p**2} "
-                f"pairs for training; both splits must be non-empty"
+                f"RunConfig.frac_train={self.frac_train} gives {n_train} of the {n_valid} valid "
+                f"pairs of {self.operation!r} for training; both splits must be non-empty"
             )
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "epochs", "eval_every"):
             if getattr(self, name) <= 0:
@@ -116,6 +117,7 @@ class RunConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"RunConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        self._check_training_options()
         if self.stop_after_grok < 0:
             raise ConfigError(
                 f"RunConfig.stop_after_grok must be >= 0 (0 = train to the epochs cap, N = "
@@ -132,6 +134,46 @@ class RunConfig:
         # Validate the schedule grammar now so a bad spec fails before training starts.
         checkpoint_epochs(self.checkpoints, self.epochs)
 
+    def _check_training_options(self) -> None:
+        """The optimiser, dropout, Grokfast and minibatch fields (docs/training-options.md)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"RunConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"RunConfig.momentum must lie in [0, 1), got {self.momentum}")
+        if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
+            raise ConfigError(
+                "RunConfig.nesterov needs momentum > 0 with optimizer 'sgd'; "
+                "set momentum (e.g. 0.9) or nesterov false"
+            )
+        if self.batch_size < 0:
+            raise ConfigError(
+                f"RunConfig.batch_size must be >= 0 (0 = full batch, N = minibatches of N), "
+                f"got {self.batch_size}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"RunConfig.dropout must lie in [0, 1), got {self.dropout}")
+        if self.dropout > 0 and not self.fast_path:
+            raise ConfigError(
+                "RunConfig.dropout > 0 is implemented on the fast path only; "
+                "set fast_path true or dropout 0"
+            )
+        if self.grokfast not in GROKFAST_FILTERS:
+            raise ConfigError(
+                f"RunConfig.grokfast must be one of {GROKFAST_FILTERS}, got {self.grokfast!r}"
+            )
+        if not 0.0 <= self.grokfast_alpha < 1.0:
+            raise ConfigError(
+                f"RunConfig.grokfast_alpha must lie in [0, 1), got {self.grokfast_alpha}"
+            )
+        if not (math.isfinite(self.grokfast_lamb) and self.grokfast_lamb >= 0):
+            raise ConfigError(
+                f"RunConfig.grokfast_lamb must be a finite number >= 0, got {self.grokfast_lamb}"
+            )
+        if self.grokfast_window < 1:
+            raise ConfigError(f"RunConfig.grokfast_window must be >= 1, got {self.grokfast_window}")
+
     # derived values
     @property
     def d_vocab(self) -> int:
@@ -147,8 +189,21 @@ class RunConfig:
         return self.p
 
     @property
+    def n_pairs(self) -> int:
+        """Number of valid pairs of the task: p^2, or p (p - 1) for div (b != 0)."""
+        return get_task(self.operation).n_valid(self.p)
+
+    @property
     def n_train(self) -> int:
-        return int(self.frac_train * self.p**2)
+        """Training pairs: frac_train of the valid pairs, rounded down."""
+        return int(self.frac_train * self.n_pairs)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch: 1 (full batch) or ceil(n_train / batch_size)."""
+        if self.batch_size == 0 or self.batch_size >= self.n_train:
+            return 1
+        return -(-self.n_train // self.batch_size)
 
     @property
     def run_name(self) -> str:

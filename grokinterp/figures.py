@@ -151,7 +151,7 @@ def draw_figures(
     """
     phases = summary_phases(summary)
     keys = [int(k) for k in summary.get("key_frequencies", [])]
-    neurons = summary.get("neurons", {})
+    neurons = summary.get("neurons") or {}  # None for a task without a Fourier basis
     threshold = float(neurons.get("threshold", 0.85))
     last_epoch = int(table["epoch"].max()) if len(table) else None
     recipes = {

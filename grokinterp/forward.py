@@ -29,7 +29,7 @@ import einops
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LastPosition", "last_position"]
+__all__ = ["DropoutMasks", "LastPosition", "draw_dropout_masks", "last_position"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,76 @@ def _linear(weights: Mapping[str, torch.Tensor], name: str, x: torch.Tensor) -> 
     if bias is not None:
         out = out + bias.view(bias.shape[0], *([1] * (out.dim() - 2)), bias.shape[-1])
     return out
+
+
+@dataclass(frozen=True)
+class DropoutMasks:
+    """Dropout multipliers for N inputs, each 0 (dropped) or 1 / (1 - rate) (kept).
+
+    GPT-2-style dropout, restricted to what the logits at '=' read:
+    embed (N, 3, d_model): the residual stream after the embedding sum at positions
+    (a, b, '='), which feeds the keys and values of a and b and everything at '=';
+    pattern (N, n_heads, 3): the attention pattern from '=';
+    attn_out (N, d_model) and mlp_out (N, d_model): the attention and MLP outputs at '='.
+    Dropout elsewhere (outputs at positions a and b) cannot reach the logits at '='.
+    """
+
+    embed: torch.Tensor
+    pattern: torch.Tensor
+    attn_out: torch.Tensor
+    mlp_out: torch.Tensor
+
+
+def draw_dropout_masks(
+    n: int, d_model: int, n_heads: int, rate: float, generator: torch.Generator
+) -> DropoutMasks:
+    """Masks for N inputs: each unit kept with probability 1 - rate, kept ones scaled by
+    1 / (1 - rate).  Uniform draws on the CPU from ``generator``, in the order embed,
+    pattern, attn_out, mlp_out, so the masks do not depend on the device."""
+    scale = 1.0 / (1.0 - rate)
+
+    def mask(*shape: int) -> torch.Tensor:
+        keep = torch.rand(shape, generator=generator) >= rate
+        return keep.to(torch.float32) * scale
+
+    return DropoutMasks(
+        mask(n, 3, d_model), mask(n, n_heads, 3), mask(n, d_model), mask(n, d_model)
+    )
+
+
+def last_position_dropped(
+    weights: Mapping[str, torch.Tensor],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    n_heads: int,
+    masks: DropoutMasks,
+    act_fn: str = "relu",
+) -> torch.Tensor:
+    """Logits at '=' (N, p) of a training step with dropout ``masks`` (unstacked weights).
+
+    The fast path's per-token tables cannot carry a per-input embedding mask, so every
+    input computes its own queries, keys and values; otherwise the same arithmetic as
+    :func:`last_position`.  With all-ones masks the two agree to float rounding.
+    """
+    W_E, W_pos = weights["embed.weight"], weights["pos_embed.weight"]  # (V, d), (3, d)
+    d_head = weights["blocks.0.attn.q.weight"].shape[-2] // n_heads
+    tokens = torch.stack([a, b, torch.full_like(a, W_E.shape[0] - 1)], dim=1)  # (N, 3)
+    resid = (W_E[tokens] + W_pos) * masks.embed  # (N, 3, d): dropout after the embedding sum
+
+    def heads(x: torch.Tensor, which: str) -> torch.Tensor:
+        return _linear(weights, f"blocks.0.attn.{which}", x).unflatten(-1, (n_heads, d_head))
+
+    q = heads(resid[:, 2], "q")  # (N, h, dh)
+    k, v = heads(resid, "k"), heads(resid, "v")  # (N, 3, h, dh)
+    scores = einops.einsum(k, q, "n s h dh, n h dh -> n h s") / math.sqrt(d_head)
+    pattern = scores.softmax(dim=-1) * masks.pattern  # (N, h, 3): dropout on the pattern
+    z = einops.einsum(pattern, v, "n h s, n s h dh -> n h dh")
+    attn_out = _linear(weights, "blocks.0.attn.o", z.flatten(-2)) * masks.attn_out  # (N, d)
+    resid_mid = resid[:, 2] + attn_out
+    pre = _linear(weights, "blocks.0.mlp.in", resid_mid)  # (N, d_mlp)
+    post = F.relu(pre) if act_fn == "relu" else F.gelu(pre)
+    resid_post = resid_mid + _linear(weights, "blocks.0.mlp.out", post) * masks.mlp_out
+    return _linear(weights, "unembed", resid_post)  # (N, p)
 
 
 def last_position(

@@ -17,6 +17,7 @@ from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
 from grokinterp.model import build_model
 from grokinterp.schedule import end_epoch, first_grok_epoch
 from grokinterp.storage import RunFileError, load_tensors, read_json, read_metrics
+from grokinterp.tasks import get_task
 
 
 class Run:
@@ -150,7 +151,10 @@ def read_split(run_dir: Path, config: RunConfig) -> torch.Tensor:
             f"{path}: expected {config.n_train} distinct indices in [0, {config.p**2}), "
             f"found {len(idx)}"
         )
-    return torch.tensor(idx, dtype=torch.long)
+    out = torch.tensor(idx, dtype=torch.long)
+    if not get_task(config.operation).valid_mask(config.p)[out].all():
+        raise RunFileError(f"{path}: train indices outside the valid pairs of {config.operation}")
+    return out
 
 
 def find_runs(path: str | Path) -> list[Path]:

@@ -1,8 +1,11 @@
-"""Full-batch AdamW training with dense, atomic checkpoints and bitwise-exact resume.
+"""Training (full-batch AdamW by default) with dense, atomic checkpoints and bitwise-exact resume.
 
 The run directory layout is described in :mod:`grokinterp.files`.  Epoch ``e`` means "the
-model after ``e`` optimiser steps": the metrics row, checkpoint and optimiser state of
-epoch ``e`` all describe that same model.
+model after ``e`` epochs" (``e`` optimiser steps with the default full batch; ``e *
+cfg.steps_per_epoch`` with minibatches): the metrics row, checkpoint and optimiser state of
+epoch ``e`` all describe that same model.  The optimisers, dropout, Grokfast filters and
+minibatches are described in docs/training-options.md; their randomness comes from
+generators seeded by (seed, epoch), so a resumed run draws what it would have drawn.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,7 +23,9 @@ from grokinterp import files
 from grokinterp.config import RunConfig
 from grokinterp.data import Dataset, make_dataset
 from grokinterp.errors import RunExistsError
-from grokinterp.model import build_model, last_position_logits, trainable_parameters
+from grokinterp.forward import draw_dropout_masks, last_position_dropped
+from grokinterp.model import build_model, last_position_logits, tl_parameters, trainable_parameters
+from grokinterp.optim import build_grad_filter, build_optimizer
 from grokinterp.run import Run, load_run, read_config, read_split
 from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch
 from grokinterp.storage import (
@@ -36,6 +42,7 @@ from grokinterp.storage import (
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_FILTER_PREFIX = "grokfast."
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -66,11 +73,41 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps == 0 else min(step / warmup_steps, 1.0)
 
 
+# Stream tags of the per-epoch generators, so a shared seed gives unrelated draws.
+_BATCH_ORDER, _DROPOUT = 1, 2
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A CPU generator seeded from (seed, epoch, stream) through numpy's SeedSequence.
+
+    Minibatch orders use (data_seed, epoch), dropout masks (init_seed, epoch): both are
+    functions of the epoch alone, so resuming at any epoch draws the same numbers.
+    """
+    (state,) = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state))
+
+
+def batch_order(cfg: RunConfig, epoch: int) -> list[torch.Tensor] | None:
+    """The minibatches of ``epoch`` as index tensors into the training pairs, or None for
+    one full batch (``batch_size`` 0 or >= n_train: no shuffle, today's full-batch step).
+
+    A permutation of the n_train pairs drawn from (data_seed, epoch), cut into runs of
+    ``batch_size`` (the last one smaller).
+    """
+    if cfg.steps_per_epoch == 1:
+        return None
+    order = torch.randperm(
+        cfg.n_train, generator=epoch_generator(cfg.data_seed, epoch, _BATCH_ORDER)
+    )
+    return list(order.split(cfg.batch_size))
+
+
 class Trainer:
     """The model, optimiser and data of one run, stepped one epoch at a time.
 
     ``forward`` is the fast last-position path, or the plain TransformerLens forward when
-    ``cfg.fast_path`` is False; both train the same parameters.
+    ``cfg.fast_path`` is False; both train the same parameters.  ``forward`` never drops
+    out: evaluation and the logged metrics are deterministic.
     """
 
     def __init__(self, cfg: RunConfig, data: Dataset, device: str | torch.device = "cpu"):
@@ -78,12 +115,8 @@ class Trainer:
         self.device = torch.device(device)
         self.model = build_model(cfg, device=self.device)
         self.params = trainable_parameters(self.model)
-        self.optimizer = torch.optim.AdamW(
-            self.params,
-            lr=cfg.lr,
-            betas=(cfg.beta1, cfg.beta2),
-            weight_decay=cfg.weight_decay,
-        )
+        self.optimizer = build_optimizer(cfg, self.params)
+        self.grad_filter = build_grad_filter(cfg)
         self.loss_dtype = _DTYPES[cfg.loss_dtype]
         to = self.device
         self.train_tokens, self.train_labels = data.train_tokens.to(to), data.train_labels.to(to)
@@ -101,23 +134,63 @@ class Trainer:
         loss = cross_entropy(logits, labels, self.loss_dtype).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
+    def train_forward(self, tokens: torch.Tensor, generator: torch.Generator | None):
+        """Logits of a training step: :meth:`forward`, with dropout masks drawn from
+        ``generator`` when ``cfg.dropout`` > 0 (fast path only; the config enforces it)."""
+        if self.cfg.dropout == 0:
+            return self.forward(tokens)
+        cfg = self.cfg
+        masks = draw_dropout_masks(len(tokens), cfg.d_model, cfg.n_heads, cfg.dropout, generator)
+        masks = type(masks)(*(m.to(self.device) for m in vars(masks).values()))
+        weights = tl_parameters(self.model)
+        return last_position_dropped(
+            weights, tokens[:, 0], tokens[:, 1], cfg.n_heads, masks, cfg.act_fn
+        )
+
+    def step_lr(self, step: int) -> float:
+        """Learning rate of optimiser step ``step`` (counted from 0 over the whole run)."""
+        return self.cfg.lr * warmup_factor(step, self.cfg.warmup_steps)
+
     def epoch(self, epoch: int, evaluate: bool) -> dict:
-        """Log the model at ``epoch`` and take one optimiser step.  Returns the metrics row."""
-        lr = self.cfg.lr * warmup_factor(epoch, self.cfg.warmup_steps)
-        logits = self.forward(self.train_tokens)
-        loss = cross_entropy(logits, self.train_labels, self.loss_dtype)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss.item()}
+        """Log the model at ``epoch`` and train one epoch.  Returns the metrics row.
+
+        The row's ``lr`` is that of the epoch's first step and ``train_loss`` the loss of
+        the model at ``epoch`` on all training pairs, without dropout.
+        """
+        first_step = epoch * self.cfg.steps_per_epoch
+        lr = self.step_lr(first_step)
+        batches = batch_order(self.cfg, epoch)
+        if batches is None and self.cfg.dropout == 0:  # the default: one forward for both
+            logits = self.forward(self.train_tokens)
+            loss = cross_entropy(logits, self.train_labels, self.loss_dtype)
+            row = {"epoch": epoch, "lr": lr, "train_loss": loss.item()}
+            if evaluate:
+                row["train_acc"] = (logits.argmax(-1) == self.train_labels).float().mean().item()
+                row["test_loss"], row["test_acc"] = self.evaluate(
+                    self.test_tokens, self.test_labels
+                )
+            self._step(loss, lr)
+            return row
+        train_loss, train_acc = self.evaluate(self.train_tokens, self.train_labels)
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
         if evaluate:
-            row["train_acc"] = (logits.argmax(-1) == self.train_labels).float().mean().item()
+            row["train_acc"] = train_acc
             row["test_loss"], row["test_acc"] = self.evaluate(self.test_tokens, self.test_labels)
-        self._step(loss, lr)
+        generator = None
+        if self.cfg.dropout > 0:
+            generator = epoch_generator(self.cfg.init_seed, epoch, _DROPOUT)
+        for i, idx in enumerate(batches if batches is not None else [None]):
+            tokens = self.train_tokens if idx is None else self.train_tokens[idx.to(self.device)]
+            labels = self.train_labels if idx is None else self.train_labels[idx.to(self.device)]
+            logits = self.train_forward(tokens, generator)
+            self._step(cross_entropy(logits, labels, self.loss_dtype), self.step_lr(first_step + i))
         return row
 
     def final_row(self, epoch: int) -> dict:
         """The metrics of the model after the last step (no step taken)."""
         train_loss, train_acc = self.evaluate(self.train_tokens, self.train_labels)
         test_loss, test_acc = self.evaluate(self.test_tokens, self.test_labels)
-        lr = self.cfg.lr * warmup_factor(epoch, self.cfg.warmup_steps)
+        lr = self.step_lr(epoch * self.cfg.steps_per_epoch)
         return {
             "epoch": epoch,
             "lr": lr,
@@ -132,18 +205,29 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.grad_filter.apply(self.params)
         self.optimizer.step()
 
     # state for checkpoints and resume
     def optimizer_tensors(self) -> dict[str, torch.Tensor]:
+        """The optimiser state as ``<i>.<key>`` and the Grokfast filter state as
+        ``grokfast.<i>.<key>`` (i indexes :attr:`params`)."""
         state = self.optimizer.state_dict()["state"]
-        return {f"{i}.{k}": v for i, s in state.items() for k, v in s.items()}
+        tensors = {f"{i}.{k}": v for i, s in state.items() for k, v in s.items()}
+        for name, value in self.grad_filter.state_tensors().items():
+            tensors[f"{_FILTER_PREFIX}{name}"] = value
+        return tensors
 
     def load_optimizer_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         state: dict[int, dict[str, torch.Tensor]] = {}
+        filter_state = {}
         for name, value in tensors.items():
+            if name.startswith(_FILTER_PREFIX):
+                filter_state[name[len(_FILTER_PREFIX) :]] = value.to(self.device)
+                continue
             index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
+        self.grad_filter.load_state_tensors(filter_state)
         full = self.optimizer.state_dict()
         full["state"] = state
         self.optimizer.load_state_dict(full)

@@ -29,10 +29,44 @@ def test_basis_is_orthonormal_with_labelled_rows(p):
     torch.testing.assert_close(f[0], torch.full((p,), 1 / math.sqrt(p), dtype=torch.float64))
 
 
-def test_basis_is_cached_and_rejects_even_p():
+def test_basis_is_cached_and_rejects_p_below_2():
     assert fourier_basis(11) is fourier_basis(11)
-    with pytest.raises(ValueError, match="odd"):
-        fourier_basis(10)
+    with pytest.raises(ValueError, match="p >= 2"):
+        fourier_basis(1)
+
+
+@pytest.mark.parametrize("n", [4, 6, 12])
+def test_even_basis_ends_with_the_nyquist_cosine(n):
+    """Z_n for even n (the discrete-log basis, n = p - 1): one Nyquist row (-1)^x / sqrt(n)."""
+    basis = fourier_basis(n)
+    f = basis.matrix
+    torch.testing.assert_close(f @ f.T, torch.eye(n, dtype=torch.float64))
+    assert basis.labels[-2:] == (f"sin {n // 2 - 1}", f"cos {n // 2}")
+    assert basis.nyquist == n // 2 and basis.n_freqs == n // 2
+    expected = torch.tensor([(-1.0) ** x for x in range(n)], dtype=torch.float64) / math.sqrt(n)
+    torch.testing.assert_close(f[-1], expected)
+    assert basis.freq_of_row.tolist()[-1] == n // 2
+    assert basis.rows_of([1, n // 2]).tolist() == [1, 2, n - 1]
+    pm = basis.pair_matrix([n // 2, 1])  # (2, 2, n): the Nyquist sine row is 0
+    torch.testing.assert_close(pm[0, 0], f[-1])
+    assert pm[0, 1].abs().max() == 0
+    torch.testing.assert_close(pm[1], f[1:3])
+    # a pure Nyquist signal: all of it in the last frequency, cos only
+    norms = freq_norms((f @ (3.0 * expected)).abs())
+    torch.testing.assert_close(norms, torch.tensor([0.0] * (n // 2) + [3.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("n", [4, 6, 10])
+def test_even_group_mask_has_3_nyquist_terms_and_fft_energies_match(n):
+    mask = freq_group_mask_2d(n)
+    assert mask.shape == (n // 2 + 1, n, n)
+    assert [int(m.sum()) for m in mask] == [1] + [8] * (n // 2 - 1) + [3]
+    assert not (mask.sum(0) > 1).any()  # disjoint
+    basis = fourier_basis(n)
+    x = torch.randn(2, n * n, 3, dtype=torch.float64)
+    grid = x.unflatten(1, (n, n)).movedim(-1, 1)  # (2, 3, n_a, n_b)
+    explicit = torch.einsum("cnij,kij->cnk", fourier_2d(grid, basis) ** 2, mask.double())
+    torch.testing.assert_close(freq_energy_pairs(x, basis), explicit)
 
 
 def test_freq_norms_group_cos_and_sin():

@@ -148,6 +148,17 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, kill_after_checkp
     _kill_and_resume(tmp_path, RESUME_ARGS, kill_after_checkpoints, n_checkpoints=25)
 
 
+@pytest.mark.slow
+def test_killed_and_resumed_run_with_training_options_is_bitwise_identical(tmp_path):
+    """The optimiser, Grokfast and RNG state of the training options survive a real kill
+    (tests/test_training_options.py covers each option alone, in-process)."""
+    options = ["--optimizer", "adam", "--weight-decay", "0.01", "--dropout", "0.1"]
+    options += ["--grokfast", "ma", "--grokfast-window", "5", "--batch-size", "20"]
+    args = [*RESUME_ARGS[:RESUME_ARGS.index("--epochs")], "--epochs", "150", "--checkpoints",
+            "every:10", "--eval-every", "5", "--quiet", *options]  # fmt: skip
+    _kill_and_resume(tmp_path, args, kill_after_checkpoints=4, n_checkpoints=16)
+
+
 # --- stop_after_grok ----------------------------------------------------------------------
 
 # Groks at epoch 135 (T_mem 45) in a few hundred epochs: p = 23, 80% of pairs, lr 3e-2.

@@ -34,6 +34,12 @@ checkpoints only; the other checkpoints have no sharpness rows.
 
 The definitions are in :mod:`grokinterp.measures` (one module per concept).
 
+The Fourier measures (spectra, Gini, neurons, restricted / excluded loss, logit
+structure) are taken in the basis of the run's task (:mod:`grokinterp.tasks`,
+docs/tasks.md): Z_p as in the table above for add and sub; Z_{p-1} over discrete logs for
+mul and div (p above reads p - 1, frequencies up to the Nyquist (p-1)/2); and skipped,
+with the reason in summary.json (``skipped_measures``), for tasks without a basis.
+
 Key frequencies are measured on the final (latest complete) checkpoint, unless given, and
 held fixed for restricted_loss, excluded_loss and logit_explained_var at every checkpoint;
 neurons_per_freq shows each frequency's own history.

@@ -18,6 +18,7 @@ from grokinterp.analysis.registry import (
     chunk_embed_components,
     chunk_wl_components,
     default_measures,
+    skip_reason,
 )
 from grokinterp.analysis.table import frame, sorted_rows
 from grokinterp.batched import hooked_last_position, stack_states
@@ -32,7 +33,7 @@ def _rows(ck: Checkpoints, names: Iterable[str], only: dict[str, set[int]] | Non
     blocks = []
     for name in names:
         analysis = ANALYSES[name]
-        if analysis.needs_sums and ck.sums is None:
+        if skip_reason(analysis, ck) is not None:  # recorded in summary.json by analyze
             continue
         wanted = np.array([only is None or e in only.get(name, ()) for e in ck.epochs], dtype=bool)
         if not wanted.any():
@@ -130,16 +131,24 @@ def checkpoint_detail(
     run = run if isinstance(run, Run) else load_run(run)
     epoch = run.epochs[-1] if epoch is None else epoch
     ck = final_checkpoint(run, epoch, threshold)
-    fractions, best, best_frac, owner = ck.neurons
-    return {
+    out = {
         "epoch": epoch,
         "attention_to_a": attention_to_a_map(ck.forward.pattern, run.config.p)[0].numpy(),
+        "threshold": threshold,
+        "basis": None if ck.task_basis is None else ck.task_basis.name,
+    }
+    if ck.task_basis is None:  # no Fourier basis: the basis arrays are absent (None)
+        keys = ("fractions", "best_freq", "frac_explained", "embed_components")
+        keys += ("wl_components", "basis_labels")
+        return {**out, **dict.fromkeys(keys), "key_freqs": []}
+    fractions, best, best_frac, owner = ck.neurons
+    return {
+        **out,
         "fractions": fractions[0].numpy(),
         "best_freq": best[0].numpy(),
         "frac_explained": best_frac[0].numpy(),
         "embed_components": chunk_embed_components(ck)[0].numpy(),
         "wl_components": chunk_wl_components(ck)[0].numpy(),
         "basis_labels": list(ck.basis.labels),
-        "key_freqs": key_frequencies(neurons_per_freq(owner[0], run.config.p)),
-        "threshold": threshold,
+        "key_freqs": key_frequencies(neurons_per_freq(owner[0], ck.task_basis.n)),
     }

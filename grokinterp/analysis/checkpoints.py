@@ -15,8 +15,9 @@ import torch
 from grokinterp.batched import LastPosition, last_position
 from grokinterp.config import RunConfig
 from grokinterp.data import Dataset
-from grokinterp.fourier import FourierBasis, fourier_basis
-from grokinterp.measures import assign_neurons, logits_by_sum, neuron_freq_fractions, sum_index
+from grokinterp.fourier import FourierBasis
+from grokinterp.measures import assign_neurons, logits_by_sum, neuron_freq_fractions
+from grokinterp.tasks import Task, TaskBasis, get_task
 
 DEFAULT_CHUNK = 16  # checkpoints per batched forward: peak ~1.2 GB at p=113, d_mlp=512
 
@@ -45,7 +46,13 @@ class Checkpoints:
         self.states = states
         self.key_freqs = tuple(key_freqs)
         self.threshold = threshold
-        self.basis: FourierBasis = fourier_basis(cfg.p)
+        self.task: Task = get_task(cfg.operation)
+        # the group the circuit lives in (Z_p, or Z_{p-1} by discrete log); None: no basis,
+        # and the measures that need one are skipped (docs/tasks.md)
+        self.task_basis: TaskBasis | None = self.task.basis(cfg.p)
+        self.basis: FourierBasis | None = (
+            None if self.task_basis is None else self.task_basis.fourier
+        )
         if forward is not None:
             self.__dict__["forward"] = forward
         if weights is not None:
@@ -65,18 +72,34 @@ class Checkpoints:
         }
 
     @cached_property
-    def neurons(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(fractions (C, d_mlp, K+1), best_freq, best_fraction, owner) per neuron."""
-        fractions = neuron_freq_fractions(self.forward.post, self.cfg.p)
+    def neurons(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(fractions (C, d_mlp, K+1), best_freq, best_fraction, owner) per neuron, in the
+        task's basis; None when the task has none."""
+        if self.task_basis is None:
+            return None
+        fractions = neuron_freq_fractions(self.forward.post, self.task_basis)
         return (fractions, *assign_neurons(fractions, self.threshold))
 
     @cached_property
     def sums(self) -> torch.Tensor | None:
-        """s(a, b) of each pair, or None when the operation has no key-frequency directions."""
-        try:
-            return sum_index(self.cfg.p, self.cfg.operation)
-        except ValueError:
-            return None
+        """s of each basis pair in group coordinates, (n^2,) (for Z_p: s(a, b) of the p^2
+        pairs), or None when the task has no basis."""
+        return None if self.task_basis is None else self.task_basis.s
+
+    @cached_property
+    def basis_logits(self) -> torch.Tensor:
+        """The float64 logits of the basis pairs, all p classes: (C, n^2, p)."""
+        return self.task_basis.on_pairs(self.logits64)
+
+    @cached_property
+    def basis_labels(self) -> torch.Tensor:
+        """The labels of the basis pairs, (n^2,)."""
+        return self.task_basis.on_pairs(self.dataset.labels[:, None])[:, 0]
+
+    def basis_split(self, split: str) -> torch.Tensor:
+        """Positions, among the basis pairs, of the train or test pairs that are basis pairs."""
+        idx = self.dataset.train_idx if split == "train" else self.dataset.test_idx
+        return self.task_basis.positions(idx)
 
     @cached_property
     def logits64(self) -> torch.Tensor:
@@ -96,5 +119,5 @@ class Checkpoints:
 
     @cached_property
     def by_sum(self) -> torch.Tensor:
-        """Mean logits over the pairs of each s (C, p_s, p), float64."""
-        return logits_by_sum(self.logits64, self.sums, self.cfg.p)
+        """Mean logits over the basis pairs of each s (C, n_s, p), float64."""
+        return logits_by_sum(self.basis_logits, self.sums, self.task_basis.n)

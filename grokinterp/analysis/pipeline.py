@@ -12,7 +12,7 @@ import pandas as pd
 from grokinterp import files
 from grokinterp.analysis.batch import final_checkpoint, measure_batched
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK
-from grokinterp.analysis.registry import ANALYSES, default_measures
+from grokinterp.analysis.registry import ANALYSES, default_measures, skip_reason
 from grokinterp.analysis.summary import build_summary
 from grokinterp.analysis.table import (
     ANALYSIS_VERSION,
@@ -24,6 +24,7 @@ from grokinterp.config import OptionError
 from grokinterp.measures import key_frequencies, neurons_per_freq
 from grokinterp.run import Run, find_runs, load_run
 from grokinterp.storage import RunFileError, atomic_write_text, write_json
+from grokinterp.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,29 @@ def _analyze(
         raise OptionError(f"threshold must lie in (0, 1], got {threshold}")
     if not 0 < acc_threshold <= 1:
         raise OptionError(f"acc_threshold must lie in (0, 1], got {acc_threshold}")
-    n_freqs = (cfg.p - 1) // 2
+    task = get_task(cfg.operation)
+    basis = task.basis(cfg.p)
+    if key_freqs is not None and basis is None:
+        raise OptionError(
+            f"key_freqs cannot be given for operation {cfg.operation!r}: "
+            f"{task.no_basis_reason}; leave key_freqs out"
+        )
     if key_freqs is not None:
+        n_freqs = basis.n_freqs
         bad = [k for k in key_freqs if not 1 <= int(k) <= n_freqs]
         if bad:
-            raise OptionError(f"key frequencies {bad} outside 1..{n_freqs} (p={cfg.p})")
+            raise OptionError(
+                f"key frequencies {bad} outside 1..{n_freqs} (p={cfg.p}, basis {basis.name})"
+            )
 
     final = final_checkpoint(run, epochs[-1], threshold)
-    measured = key_frequencies(neurons_per_freq(final.neurons[3][0], cfg.p))
+    measured = (
+        [] if basis is None else key_frequencies(neurons_per_freq(final.neurons[3][0], basis.n))
+    )
     used = sorted({int(k) for k in key_freqs}) if key_freqs is not None else measured
+    skipped = {n: r for n in names if (r := skip_reason(ANALYSES[n], task)) is not None}
+    if skipped:
+        log.info("%s: skipped %s: %s", run.path, sorted(skipped), task.no_basis_reason)
     settings = {
         "analysis_version": ANALYSIS_VERSION,
         "config": cfg.to_dict(),
@@ -90,6 +105,8 @@ def _analyze(
         "key_freqs_final_checkpoint": measured,
         "measures": names,
         "sharpness_every": sharpness_every,
+        "basis": None if basis is None else basis.name,
+        "skipped_measures": skipped,
         "measure_fingerprints": {name: a.fingerprint for name, a in ANALYSES.items()},
     }
     log.info(

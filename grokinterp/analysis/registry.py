@@ -46,7 +46,7 @@ class Analysis:
     compute: Callable[[Checkpoints], dict[str, torch.Tensor]]
     uses_threshold: bool = False
     uses_key_freqs: bool = False
-    needs_sums: bool = False
+    needs_basis: bool = False  # skipped, with the task's reason, when it has no Fourier basis
     version: int = 0
     costly: bool = False  # opt-in (not in DEFAULT_MEASURES); run on the asked checkpoints only
 
@@ -82,6 +82,15 @@ def register(name: str, version: int = 0, **flags: bool) -> Callable:
     return wrap
 
 
+def skip_reason(analysis: Analysis, ck_or_task) -> str | None:
+    """Why ``analysis`` is not computed for a task (a :class:`~grokinterp.tasks.Task` or a
+    chunk), or None if it is."""
+    task = getattr(ck_or_task, "task", ck_or_task)
+    if analysis.needs_basis and task.basis_kind is None:
+        return task.no_basis_reason
+    return None
+
+
 def _split_mean(ck: Checkpoints, per_pair: torch.Tensor, split: str) -> torch.Tensor:
     idx = ck.dataset.train_idx if split == "train" else ck.dataset.test_idx
     return per_pair[:, idx].mean(-1)
@@ -113,73 +122,83 @@ def _by_freq(component_norms: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def chunk_embed_components(ck: Checkpoints) -> torch.Tensor:
-    return embedding_components(ck.weights["W_E"].double(), ck.basis)
+    """Fourier components of W_E's token rows in the task's basis (for the discrete log,
+    the rows of the nonzero residues in log order): (C, n)."""
+    W_E = ck.weights["W_E"].double()
+    if ck.task_basis.pairs is not None:
+        W_E = W_E[:, ck.task_basis.residue]  # (C, n, d_model): row z is residue g^z
+    return embedding_components(W_E, ck.basis)
 
 
 def chunk_wl_components(ck: Checkpoints) -> torch.Tensor:
+    """Fourier components of W_L's output columns in the task's basis: (C, n)."""
     W_L = neuron_logit_map(ck.weights["W_out"].double(), ck.weights["W_U"].double())
+    if ck.task_basis.pairs is not None:
+        W_L = W_L[..., ck.task_basis.residue]  # (C, d_mlp, n): column z is residue g^z
     return wl_components(W_L, ck.basis)
 
 
-@register("embed_freq_norm")
+@register("embed_freq_norm", needs_basis=True)
 def _embed_freq_norm(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return _by_freq(chunk_embed_components(ck))
 
 
-@register("wl_freq_norm")
+@register("wl_freq_norm", needs_basis=True)
 def _wl_freq_norm(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return _by_freq(chunk_wl_components(ck))
 
 
-@register("gini_embed")
+@register("gini_embed", needs_basis=True)
 def _gini_embed(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return {SCALAR: gini(chunk_embed_components(ck))}
 
 
-@register("gini_wl")
+@register("gini_wl", needs_basis=True)
 def _gini_wl(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return {SCALAR: gini(chunk_wl_components(ck))}
 
 
-@register("neurons_per_freq", uses_threshold=True)
+@register("neurons_per_freq", uses_threshold=True, needs_basis=True)
 def _neurons_per_freq(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    counts = neurons_per_freq(ck.neurons[3], ck.cfg.p)  # (C, K+1); column 0: unowned
+    counts = neurons_per_freq(ck.neurons[3], ck.task_basis.n)  # (C, K+1); column 0: unowned
     return {str(k): counts[:, k].double() for k in range(1, counts.shape[-1])}
 
 
-@register("n_key_freqs", uses_threshold=True)
+@register("n_key_freqs", uses_threshold=True, needs_basis=True)
 def _n_key_freqs(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    counts = neurons_per_freq(ck.neurons[3], ck.cfg.p)
+    counts = neurons_per_freq(ck.neurons[3], ck.task_basis.n)
     return {SCALAR: (counts[:, 1:] > 0).sum(-1).double()}
 
 
 def _projections(ck: Checkpoints) -> torch.Tensor:
-    """Per key frequency, the logits' projection as a function of s: (C, K, p, p)."""
+    """Per key frequency, the logits' projection as a function of s: (C, K, n, p)."""
     if "projections" not in ck.__dict__:
         ck.__dict__["projections"] = freq_projections(ck.by_sum, ck.basis, ck.key_freqs)
     return ck.__dict__["projections"]
 
 
-@register("restricted_loss", uses_key_freqs=True, needs_sums=True)
+@register("restricted_loss", uses_key_freqs=True, needs_basis=True)
 def _restricted_loss(ck: Checkpoints) -> dict[str, torch.Tensor]:
     # The restricted logits depend on (a, b) only through s, so take the log-softmax of
     # the (s, c) table once: the same values as restricted_logits, p times less work.
-    table = _projections(ck).sum(1) + ck.logits64.mean(dim=-2, keepdim=True)  # (C, p_s, p)
+    # On the basis pairs (all p^2 for Z_p; a, b != 0 for the discrete log), all p classes.
+    table = _projections(ck).sum(1) + ck.basis_logits.mean(dim=-2, keepdim=True)  # (C, n_s, p)
     logp = table.log_softmax(dim=-1)
-    data = ck.dataset
+    labels = ck.basis_labels
 
     def loss(idx: torch.Tensor | None = None) -> torch.Tensor:
-        s, labels = (ck.sums, data.labels) if idx is None else (ck.sums[idx], data.labels[idx])
-        return -logp[:, s, labels].mean(-1)
+        s, y = (ck.sums, labels) if idx is None else (ck.sums[idx], labels[idx])
+        return -logp[:, s, y].mean(-1)
 
-    return {"all": loss(), "train": loss(data.train_idx), "test": loss(data.test_idx)}
+    train, test = ck.basis_split("train"), ck.basis_split("test")
+    return {"all": loss(), "train": loss(train), "test": loss(test)}
 
 
-@register("excluded_loss", uses_key_freqs=True, needs_sums=True)
+@register("excluded_loss", uses_key_freqs=True, needs_basis=True)
 def _excluded_loss(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    train = ck.dataset.train_idx
-    x = ck.logits64[:, train]
-    labels = ck.dataset.labels[train]
+    train = ck.basis_split("train")  # the training pairs that are basis pairs
+    x = ck.basis_logits[:, train]
+    labels = ck.basis_labels[train]
     proj = _projections(ck)[..., ck.sums[train], :]  # (C, K, N_train, p)
     out = {"all": cross_entropy(x - proj.sum(1), labels)}
     for j, k in enumerate(ck.key_freqs):
@@ -187,9 +206,12 @@ def _excluded_loss(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return out
 
 
-@register("logit_explained_var", uses_key_freqs=True, needs_sums=True)
+@register("logit_explained_var", uses_key_freqs=True, needs_basis=True)
 def _logit_explained_var(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    frac = logit_explained_variance(ck.logits64, ck.sums, ck.cfg.p, ck.key_freqs, ck.by_sum)
+    basis, logits, by_sum = ck.task_basis, ck.basis_logits, ck.by_sum
+    if basis.pairs is not None:  # the classes in group coordinates (class 0 left out)
+        logits, by_sum = logits[..., basis.residue], by_sum[..., basis.residue]
+    frac = logit_explained_variance(logits, ck.sums, basis.n, ck.key_freqs, by_sum)
     out = {"all": frac.sum(-1)}
     out.update({str(k): frac[:, j] for j, k in enumerate(ck.key_freqs)})
     return out
@@ -197,7 +219,10 @@ def _logit_explained_var(ck: Checkpoints) -> dict[str, torch.Tensor]:
 
 @register("attn_to")
 def _attn_to(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    mean = attention_to(ck.forward.pattern.double())  # (C, H, 3)
+    pattern = ck.forward.pattern.double()  # (C, p^2, H, 3)
+    if not ck.task.valid_mask(ck.cfg.p).all():  # div: the valid pairs only
+        pattern = pattern[:, ck.dataset.valid_idx]
+    mean = attention_to(pattern)  # (C, H, 3)
     return {
         f"h{h}:{target}": mean[:, h, t]
         for h in range(mean.shape[1])

@@ -139,7 +139,8 @@ def build_summary(
     for name in ("T_mem", "T_grok"):
         phases_out[name]["inputs"]["source"] = acc_source
     counts = {}
-    for k in range(1, (cfg.p + 1) // 2):
+    basis = final.task_basis
+    for k in range(1, 0 if basis is None else basis.n_freqs + 1):
         curve = _curve(table, "neurons_per_freq", str(k))
         if curve is not None:
             counts[k] = curve
@@ -160,13 +161,29 @@ def build_summary(
     fits = None
     if norms is not None:
         fits = weight_norm_fits(*norms, boundaries, cfg.lr, cfg.weight_decay)
-    fractions, best, best_frac, owner = final.neurons
+    neurons = None  # no Fourier basis: no neuron clusters
+    if final.neurons is not None:
+        fractions, best, best_frac, owner = final.neurons
+        neurons = {
+            "epoch": final.epochs[0],
+            "threshold": settings["threshold"],
+            "best_freq": best[0].tolist(),
+            "frac_explained": best_frac[0].tolist(),
+            "owner": owner[0].tolist(),
+            "per_freq": {
+                str(k): int(c)
+                for k, c in enumerate(neurons_per_freq(owner[0], basis.n).tolist())
+                if k and c
+            },
+        }
     return _jsonable(
         {
             "run": str(run.path),
             "run_name": cfg.run_name,
             "p": cfg.p,
             "operation": cfg.operation,
+            "basis": settings.get("basis"),
+            "skipped_measures": settings.get("skipped_measures", {}),
             "n_checkpoints": len(epochs),
             "first_epoch": epochs[0] if epochs else None,
             "final_epoch": last,
@@ -192,18 +209,7 @@ def build_summary(
                 "sharpness": value("sharpness"),
             },
             "weight_norm_fits": fits,
-            "neurons": {
-                "epoch": final.epochs[0],
-                "threshold": settings["threshold"],
-                "best_freq": best[0].tolist(),
-                "frac_explained": best_frac[0].tolist(),
-                "owner": owner[0].tolist(),
-                "per_freq": {
-                    str(k): int(c)
-                    for k, c in enumerate(neurons_per_freq(owner[0], cfg.p).tolist())
-                    if k and c
-                },
-            },
+            "neurons": neurons,
             "settings": settings,
             "table": files.ANALYSIS_TABLE,
             "n_rows": len(table),

@@ -16,16 +16,25 @@ from __future__ import annotations
 import torch
 
 from grokinterp.fourier import fourier_basis, freq_energy_pairs
+from grokinterp.tasks import TaskBasis
 
 
-def neuron_freq_fractions(acts: torch.Tensor, p: int) -> torch.Tensor:
+def neuron_freq_fractions(acts: torch.Tensor, basis: int | TaskBasis) -> torch.Tensor:
     """Fraction of each neuron's variance in each frequency's 8 2-D Fourier terms.
 
-    acts: (..., p^2, n_neurons) over inputs i = a*p + b.  Returns (..., n_neurons, (p+1)/2)
-    float64 with column k for frequency k; column 0 (the constant term) is 0 because the
-    activations are centred.  A dead neuron (zero variance) gets NaN in every column.
+    acts: (..., p^2, n_neurons) over inputs i = a*p + b.  basis: the task's basis
+    (:meth:`grokinterp.tasks.Task.basis`), or an int p for Z_p.  In a basis of Z_n the
+    activations are read on its n^2 basis pairs in group coordinates (for the discrete log,
+    the pairs with a, b != 0, reindexed by (log a, log b)) and centred there.  Returns
+    (..., n_neurons, n//2 + 1) float64 with column k for frequency k; column 0 (the constant
+    term) is 0 because the activations are centred.  A dead neuron (zero variance) gets NaN
+    in every column.
     """
-    energy = freq_energy_pairs(acts, fourier_basis(p))  # (..., n, K+1)
+    if isinstance(basis, int):
+        fourier = fourier_basis(basis)
+    else:
+        acts, fourier = basis.on_pairs(acts), basis.fourier  # (..., n^2, n_neurons)
+    energy = freq_energy_pairs(acts, fourier)  # (..., n, K+1)
     # p^2 * variance of each neuron: its squared norm minus the constant term
     sq_norm = acts.pow(2).sum(-2).double()  # (..., n); float32 sum: ~1e-7 relative error
     total = sq_norm - energy[..., 0]
@@ -54,11 +63,12 @@ def assign_neurons(
 
 
 def neurons_per_freq(owner: torch.Tensor, p: int) -> torch.Tensor:
-    """Number of neurons each frequency owns: owner (..., n) -> (..., (p+1)/2) long.
+    """Number of neurons each frequency owns: owner (..., n) -> (..., p//2 + 1) long.
 
-    Column k counts the neurons owned by frequency k; column 0 counts the unowned ones.
+    p: the length of the basis group (p for Z_p, p - 1 for the discrete log).  Column k
+    counts the neurons owned by frequency k; column 0 counts the unowned ones.
     """
-    n_k = (p + 1) // 2
+    n_k = p // 2 + 1
     one_hot = torch.nn.functional.one_hot(owner.long(), n_k)  # (..., n, K+1)
     return one_hot.sum(-2)
 

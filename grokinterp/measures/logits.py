@@ -34,6 +34,9 @@ def logit_explained_variance(
     """Fraction of the centred logits' variance along cos(w_k(s - c)), per frequency.
 
     logits: (..., p^2, p), s: (p^2,) the pair's s(a, b) -> (..., len(freqs)) float64.
+    In a basis of Z_n (the discrete log, p = n = p_task - 1) pass the logits of the n^2
+    basis pairs and n classes in group coordinates; an even n's Nyquist frequency n/2 is
+    allowed.
     ``by_sum``: ``logits_by_sum(logits, s, p)`` if already computed.
     """
     x = logits.double()
@@ -47,7 +50,8 @@ def logit_explained_variance(
         w = 2 * math.pi * k / p
         pattern = torch.cos(w * (idx[:, None] - idx[None, :]))  # (p_s, p_c): cos(w (s - c))
         inner = p * (by_sum * pattern).sum((-2, -1))  # <Lc, u_k>: each s has p pairs
-        out.append(inner.pow(2) / (p**3 / 2) / centred_sq)
+        norm_sq = p**3 if 2 * k == p else p**3 / 2  # |u_k|^2; Nyquist: cos^2 = 1 everywhere
+        out.append(inner.pow(2) / norm_sq / centred_sq)
     if not out:
         return x.new_zeros(*x.shape[:-2], 0)
     return torch.stack(out, dim=-1)

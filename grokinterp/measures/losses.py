@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from grokinterp.fourier import FourierBasis
+from grokinterp.tasks import get_task
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -38,19 +39,17 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def sum_index(p: int, operation: str = "add") -> torch.Tensor:
     """s(a, b) for the p^2 pairs i = a*p + b: (a + b) mod p, or (a - b) mod p for 'sub'.
 
-    The key-frequency directions are cos/sin(w_k s); they describe the algorithm of
-    Nanda et al. for addition (and its mirror for subtraction), not multiplication.
+    The key-frequency directions are cos/sin(w_k s); over the grid of all p^2 pairs they
+    are defined for the tasks whose basis is Z_p itself.  For mul and div, s lives on the
+    basis pairs in discrete-log coordinates: use ``get_task(op).basis(p).s``.
     """
-    a = torch.arange(p).repeat_interleave(p)
-    b = torch.arange(p).repeat(p)
-    if operation == "add":
-        return (a + b) % p
-    if operation == "sub":
-        return (a - b) % p
-    raise ValueError(
-        f"the key-frequency directions cos/sin(w_k s) are defined for operation 'add' or "
-        f"'sub', not {operation!r}"
-    )
+    basis = get_task(operation).basis(p)
+    if basis is None or basis.pairs is not None:
+        raise ValueError(
+            f"the key-frequency directions cos/sin(w_k s) over all p^2 pairs are defined for "
+            f"operation 'add' or 'sub', not {operation!r} (see grokinterp.tasks)"
+        )
+    return basis.s
 
 
 def logits_by_sum(logits: torch.Tensor, s: torch.Tensor, p: int) -> torch.Tensor:
@@ -73,7 +72,7 @@ def freq_projections(
     """
     if not freqs:
         return by_sum.new_zeros(*by_sum.shape[:-2], 0, *by_sum.shape[-2:])
-    f = basis.matrix.to(by_sum.dtype)[basis.rows_of(freqs)].unflatten(0, (len(freqs), 2))
+    f = basis.pair_matrix(freqs).to(by_sum.dtype)  # (K, 2, p); Nyquist: sin row 0
     coef = torch.einsum("kjs,...sc->...kjc", f, by_sum)  # (..., K, 2, p_out)
     return torch.einsum("kjs,...kjc->...ksc", f, coef)
 

@@ -7,7 +7,9 @@ metrics, never by recomputing:
 - ``t_grok_heatmap``: T_grok over two swept fields (median over seeds), censored cells
   marked;
 - ``t_grok_vs_<field>``: T_grok against each swept field, censored runs drawn at the
-  epoch they stopped at, as open triangles (T_grok is beyond it).
+  epoch they stopped at, as open triangles (T_grok is beyond it);
+- ``laws_*``: the grokking-delay laws (:mod:`grokinterp.plots.laws`), when the table has
+  enough grokked runs to fit them (:func:`grokinterp.laws.fit_laws`).
 
 :func:`write_sweep_figures` writes them under ``SWEEP/figures/``: HTML, PNG and SVG (as a
 run's figures, see :mod:`grokinterp.figures`) and ``report.html``.
@@ -269,7 +271,20 @@ def draw_sweep_figures(
         for field in axes:
             other = next((f for f in axes if f != field), None)
             figures[f"t_grok_vs_{field}"] = t_grok_vs_field(finished, field, other)
+    figures.update(_law_figures(table))
     return figures, table
+
+
+def _law_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
+    from grokinterp.laws import LawFitError, fit_laws, law_points
+    from grokinterp.plots.laws import law_figures
+
+    try:
+        fit = fit_laws(table)
+    except LawFitError as err:
+        log.info("no laws figures: %s", err)
+        return {}
+    return law_figures(law_points(table), fit)
 
 
 # ---------------------------------------------------------------------------- writing

@@ -14,9 +14,11 @@ circuit_formation_end,
 cleanup_end
 key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count
 wnorm_T_mem,                sum of squared weights at T_mem, at the end of memorisation,
-wnorm_memorisation_end,     at the end of cleanup and at the end, linearly interpolated
-wnorm_cleanup_end,          between the checkpoints either side (the boundaries are eval
-wnorm_end                   epochs, the norm is measured on checkpoints)
+wnorm_memorisation_end,     at T_grok, at the end of cleanup and at the end, linearly
+wnorm_T_grok,               interpolated between the checkpoints either side (the
+wnorm_cleanup_end,          boundaries are eval epochs, the norm is measured on
+wnorm_end                   checkpoints); NaN where the boundary is (e.g. T_grok of a
+                            censored run)
 final_train_loss, ...       final train/test loss and accuracy (the last checkpoint)
 wall_s, disk_bytes          the run's wall time (last attempt) and its folder's size
 problem                     why a run's files could not be read (else empty)
@@ -48,7 +50,7 @@ __all__ = ["load_sweep", "write_runs_table"]
 log = logging.getLogger(__name__)
 
 BOUNDARIES = ("T_mem", "T_grok", "memorisation_end", "circuit_formation_end", "cleanup_end")
-NORM_AT = ("T_mem", "memorisation_end", "cleanup_end")
+NORM_AT = ("T_mem", "memorisation_end", "T_grok", "cleanup_end")
 FINAL = ("train_loss", "test_loss", "train_acc", "test_acc")
 
 
