@@ -1,4 +1,5 @@
-"""Benchmarks: training (fast path vs the TransformerLens-demo loop), analysis, watching.
+"""Benchmarks: training (fast path vs the TransformerLens-demo loop), analysis, watching,
+sharpness.
 
 Analysis: the batched checkpoint path against a per-checkpoint hooked loop.
 
@@ -29,9 +30,11 @@ from grokinterp.train import Trainer, cross_entropy, deterministic_algorithms
 
 __all__ = [
     "bench_analyze",
+    "bench_sharpness",
     "bench_train",
     "bench_watch",
     "format_bench_analyze",
+    "format_bench_sharpness",
     "format_bench_train",
     "format_bench_watch",
     "write_random_run",
@@ -249,3 +252,63 @@ def format_bench_watch(result: dict) -> str:
         )
     lines.append(f"  {'idle poll (nothing new)':<28} {result['idle_poll_s']:8.4f} s")
     return "\n".join(lines)
+
+
+def bench_sharpness(cfg: RunConfig | None = None, n_checkpoints: int = 2, seed: int = 0) -> dict:
+    """Seconds per checkpoint of the ``sharpness`` measure (default: p = 113, default model).
+
+    Times :func:`grokinterp.measures.sharpness.train_loss_sharpness` at its default
+    tolerance on ``n_checkpoints`` random-initialisation checkpoints (the initial weights,
+    shrunk and perturbed as :func:`write_random_run` does); no training is needed.
+    """
+    from grokinterp.measures.sharpness import (
+        DEFAULT_MAX_ITER,
+        DEFAULT_TOL,
+        train_loss_sharpness,
+        trainable_keys,
+    )
+
+    cfg = cfg or RunConfig()
+    data = make_dataset(cfg)
+    state = build_model(cfg).state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    seconds, iterations, values = [], [], []
+    for i in range(n_checkpoints):
+        scale = 1.0 - 0.5 * i / max(n_checkpoints - 1, 1)
+        noisy = {
+            k: scale * v + 0.02 * torch.randn(v.shape, generator=gen) for k, v in state.items()
+        }
+        start = time.perf_counter()
+        value, used = train_loss_sharpness(noisy, cfg, data)
+        seconds.append(time.perf_counter() - start)
+        iterations.append(used)
+        values.append(value)
+    n_params = sum(state[k].numel() for k in trainable_keys(cfg))
+    return {
+        "p": cfg.p,
+        "d_model": cfg.d_model,
+        "d_mlp": cfg.d_mlp,
+        "n_params": int(n_params),
+        "n_train": int(len(data.train_idx)),
+        "n_checkpoints": n_checkpoints,
+        "threads": torch.get_num_threads(),
+        "tol": DEFAULT_TOL,
+        "max_iter": DEFAULT_MAX_ITER,
+        "s_per_checkpoint": float(np.mean(seconds)),
+        "iterations": iterations,
+        "s_per_hvp": float(sum(seconds) / max(sum(iterations), 1)),
+        "values": values,
+    }
+
+
+def format_bench_sharpness(result: dict) -> str:
+    return (
+        f"sharpness benchmark, p={result['p']}, d_model={result['d_model']}, "
+        f"d_mlp={result['d_mlp']}, {result['n_params']} trainable parameters, "
+        f"{result['n_train']} training pairs, float64, {result['threads']} threads\n"
+        f"  {result['s_per_checkpoint']:8.2f} s/checkpoint over {result['n_checkpoints']} "
+        f"random-init checkpoints (power iterations {result['iterations']}, tol "
+        f"{result['tol']:g}, at most {result['max_iter']})\n"
+        f"  {result['s_per_hvp']:8.3f} s per Hessian-vector product; top eigenvalues "
+        + ", ".join(f"{v:.4g}" for v in result["values"])
+    )

@@ -4,10 +4,11 @@ grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
 grokinterp analyze PATH [...]
 grokinterp figures PATH [...]
 grokinterp watch RUN [--interval S] [--once]
+grokinterp forecast RUN [--upto EPOCH] | forecast PATH --evaluate [--out DIR]
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
 grokinterp laws SWEEP_DIR [--bootstrap N] [--seed S] [--norms MEM,POST] [--formats ...]
-grokinterp bench train|analyze|watch|sweep|ensemble
+grokinterp bench train|analyze|watch|sweep|ensemble|sharpness
 """
 
 from __future__ import annotations
@@ -164,15 +165,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         print(format_bench_train(bench_train(n_epochs=args.epochs or 100)))
         return 0
+    if args.what == "sharpness":
+        from grokinterp.bench import bench_sharpness, format_bench_sharpness
+
+        cfg = RunConfig() if args.p is None else RunConfig(p=args.p)
+        print(format_bench_sharpness(bench_sharpness(cfg, n_checkpoints=args.checkpoints or 2)))
+        return 0
     if args.what == "watch":
         from grokinterp.bench import bench_watch, format_bench_watch
 
         cfg = RunConfig() if args.p is None else RunConfig(p=args.p)
-        print(format_bench_watch(bench_watch(cfg, n_checkpoints=args.checkpoints)))
+        print(format_bench_watch(bench_watch(cfg, n_checkpoints=args.checkpoints or 32)))
         return 0
     from grokinterp.bench import bench_analyze, format_bench_analyze
 
-    print(format_bench_analyze(bench_analyze(args.run, n_checkpoints=args.checkpoints)))
+    print(format_bench_analyze(bench_analyze(args.run, n_checkpoints=args.checkpoints or 32)))
     return 0
 
 
@@ -288,6 +295,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         acc_threshold=args.acc_threshold,
         key_freqs=_parse_freqs(args.key_freqs),
         progress=not args.quiet,
+        sharpness_every=args.sharpness_every,
     )
     for run_dir, summary in summaries.items():
         print(f"\n{run_dir}")
@@ -320,6 +328,52 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         print(f"{run_dir}: wrote {len(written)} files in {run_dir / 'figures'}")
         if report:
             print(f"  open {report[0].resolve().as_uri()}")
+    return 0
+
+
+def _parse_fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise CliError(
+            f"--fractions {text!r}: expected comma-separated numbers in (0, 1)"
+        ) from None
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from grokinterp.forecast import evaluate_forecast, forecast_t_grok, write_evaluation
+
+    if not args.evaluate:
+        if args.out or args.fractions:
+            raise CliError("--out and --fractions go with --evaluate")
+        found = forecast_t_grok(args.path, upto=args.upto)
+        print(f"{args.path}: {found}")
+        if args.json:
+            print(json.dumps(found.to_dict(), indent=1))
+        return 0
+    if args.upto is not None:
+        raise CliError("--upto is for one run; --evaluate cuts every run itself")
+    fractions = _parse_fractions(args.fractions or "0.3333333333333333,0.5")
+    evaluation = evaluate_forecast(args.path, fractions=fractions)
+    out = Path(args.out) if args.out else Path(args.path)
+    written = write_evaluation(evaluation, out, formats=tuple(args.formats.split(",")))
+    for row in evaluation["runs"]:
+        if row.get("forecast") is None:
+            print(f"  {row['run']} f={row['fraction']:.3g}: no forecast ({row.get('error')})")
+            continue
+        print(
+            f"  {row['run']} f={row['fraction']:.3g} (upto {row['upto']}): forecast "
+            f"{row['forecast']:.0f} [{row['low']:.0f}, {row['high']:.0f}], T_grok "
+            f"{row['T_grok']}, error {row['rel_error']:.0%}"
+        )
+    for skip in evaluation["skipped"]:
+        print(f"  skipped {skip['run']}: {skip['why']}")
+    for f, err in evaluation["median_rel_error"].items():
+        shown = "-" if err is None else f"{err:.1%}"
+        cover = evaluation["coverage"][f]
+        inside = "-" if cover is None else f"{cover:.0%}"
+        print(f"median relative error at f = {f}: {shown} (T_grok inside the interval: {inside})")
+    print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 
@@ -378,7 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_analyze.add_argument(
         "path", help="a run directory, a folder of run directories, or a sweep folder (runs.csv)"
     )
-    p_analyze.add_argument("--measures", help="comma-separated table measures (default: all)")
+    p_analyze.add_argument(
+        "--measures",
+        help="comma-separated table measures (default: all but the opt-in sharpness); "
+        "'default,sharpness' adds sharpness",
+    )
+    p_analyze.add_argument(
+        "--sharpness-every",
+        type=int,
+        default=200,
+        metavar="N",
+        help="sharpness at every Nth checkpoint, the last and the phase boundaries (default 200)",
+    )
     p_analyze.add_argument(
         "--threshold",
         type=float,
@@ -420,6 +485,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="analyse what is there, write the report, exit"
     )
     p_watch.set_defaults(func=_cmd_watch)
+
+    p_forecast = sub.add_parser(
+        "forecast",
+        help="forecast T_grok (with an interval) from a run's plateau after memorisation",
+        description="Forecast T_grok from the checkpoints and metrics up to --upto (see "
+        "docs/forecast.md). With --evaluate, PATH is a sweep or a folder of runs: every "
+        "grokked run is cut at T_mem + f (T_grok - T_mem) and forecast; writes "
+        "OUT/forecast.json and OUT/figures/forecast.{html,png,svg}.",
+    )
+    p_forecast.add_argument("path", help="a run directory (--evaluate: a sweep or run folder)")
+    p_forecast.add_argument("--upto", type=int, help="use data up to this epoch (default: all)")
+    p_forecast.add_argument("--json", action="store_true", help="also print the forecast as JSON")
+    p_forecast.add_argument(
+        "--evaluate", action="store_true", help="cut every grokked run early and compare"
+    )
+    p_forecast.add_argument(
+        "--fractions", help="--evaluate: cut fractions f, comma-separated (default 1/3,1/2)"
+    )
+    p_forecast.add_argument("--out", help="--evaluate: folder to write to (default PATH)")
+    p_forecast.add_argument(
+        "--formats", default="html,png,svg", help="--evaluate: figure formats (default all)"
+    )
+    p_forecast.set_defaults(func=_cmd_forecast)
 
     p_sweep = sub.add_parser(
         "sweep",
@@ -468,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_laws.set_defaults(func=_cmd_laws)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
-    p_bench.add_argument("what", choices=["train", "analyze", "watch", "sweep", "ensemble"])
+    p_bench.add_argument(
+        "what", choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness"]
+    )
     p_bench.add_argument(
         "--epochs", type=int, help="epochs timed per loop (train: 100, ensemble: 20)"
     )
@@ -480,10 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument(
         "--checkpoints",
         type=int,
-        default=32,
-        help="analyze: checkpoints timed on the batched path; watch: checkpoints in the run",
+        default=None,
+        help="analyze: checkpoints timed on the batched path (default 32); watch: checkpoints "
+        "in the run (default 32); sharpness: random checkpoints timed (default 2)",
     )
-    p_bench.add_argument("--p", type=int, help="watch: modulus of the random run (default 113)")
+    p_bench.add_argument(
+        "--p", type=int, help="watch, sharpness: modulus of the random run (default 113)"
+    )
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

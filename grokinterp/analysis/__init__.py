@@ -25,7 +25,12 @@ excluded_loss          "all", "<k>" per key freq       train loss with the key f
 logit_explained_var    "all", "<k>" per key freq       variance fraction along cos(w_k(a+b-c))
 attn_to                "h<i>:a", "h<i>:b", "h<i>:="    mean attention from '=' per head and target
 weight_norm_sq         "total", "W_E", "W_pos", ...    sum of squares, total and per tensor
+sharpness (opt-in)     "", "iterations"                top Hessian eigenvalue of the train loss
 =====================  ==============================  =========================================
+
+``sharpness`` is costly and opt-in (``measures=["default", "sharpness"]``): it is computed
+at every ``sharpness_every``-th checkpoint, the last one and the phase-boundary
+checkpoints only; the other checkpoints have no sharpness rows.
 
 The definitions are in :mod:`grokinterp.measures` (one module per concept).
 
@@ -62,7 +67,7 @@ shared forward pass), :mod:`~grokinterp.analysis.registry` (the registered measu
 from grokinterp.analysis.batch import checkpoint_detail, measure_batched, measure_hooked
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK, Checkpoints
 from grokinterp.analysis.pipeline import analyze, analyze_path
-from grokinterp.analysis.registry import ANALYSES, SCALAR, Analysis, register
+from grokinterp.analysis.registry import ANALYSES, SCALAR, Analysis, default_measures, register
 from grokinterp.analysis.summary import format_summary
 from grokinterp.analysis.table import ANALYSIS_VERSION, COLUMNS, read_table
 
@@ -77,6 +82,7 @@ __all__ = [
     "analyze",
     "analyze_path",
     "checkpoint_detail",
+    "default_measures",
     "format_summary",
     "measure_batched",
     "measure_hooked",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK, Checkpoints
@@ -16,6 +17,7 @@ from grokinterp.analysis.registry import (
     ANALYSES,
     chunk_embed_components,
     chunk_wl_components,
+    default_measures,
     skip_reason,
 )
 from grokinterp.analysis.table import frame, sorted_rows
@@ -37,10 +39,22 @@ def _rows(ck: Checkpoints, names: Iterable[str], only: dict[str, set[int]] | Non
         if not wanted.any():
             continue
         epochs = np.asarray(ck.epochs)[wanted]
-        for key, values in analysis.compute(ck).items():
+        part = ck
+        if analysis.costly and not wanted.all():  # compute it at the asked checkpoints only
+            part = _subset(ck, wanted)
+            wanted = np.ones(len(epochs), dtype=bool)
+        for key, values in analysis.compute(part).items():
             v = values.detach().double().cpu().numpy()[wanted]
             blocks.append((epochs, name, key, v))
     return blocks
+
+
+def _subset(ck: Checkpoints, wanted: np.ndarray) -> Checkpoints:
+    """The chunk's checkpoints where ``wanted`` (its forward pass recomputed if read)."""
+    idx = torch.from_numpy(np.flatnonzero(wanted))
+    states = {k: v[idx] for k, v in ck.states.items()}
+    epochs = [e for e, w in zip(ck.epochs, wanted, strict=True) if w]
+    return Checkpoints(ck.cfg, ck.dataset, epochs, states, ck.key_freqs, ck.threshold)
 
 
 def measure_batched(
@@ -58,7 +72,7 @@ def measure_batched(
     ``only`` restricts each measure to some epochs ({measure: epochs}); ``progress`` is
     called with the number of checkpoints done after each chunk.
     """
-    names = list(ANALYSES) if measures is None else list(measures)
+    names = default_measures() if measures is None else list(measures)
     blocks = []
     for start in range(0, len(epochs), chunk_size):
         chunk = list(epochs[start : start + chunk_size])
@@ -82,7 +96,7 @@ def measure_hooked(
 ) -> pd.DataFrame:
     """The same rows for one model, from TransformerLens: ``run_with_cache`` activations and
     the ``W_E``, ``W_out``, ``W_U`` properties (the straightforward reference path)."""
-    names = list(ANALYSES) if measures is None else list(measures)
+    names = default_measures() if measures is None else list(measures)
     states = {k: v.detach()[None] for k, v in model.state_dict().items()}
     weights = {"W_E": model.W_E[None], "W_out": model.W_out[0][None], "W_U": model.W_U[None]}
     weights = {k: v.detach() for k, v in weights.items()}

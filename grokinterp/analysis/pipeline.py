@@ -12,7 +12,7 @@ import pandas as pd
 from grokinterp import files
 from grokinterp.analysis.batch import final_checkpoint, measure_batched
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK
-from grokinterp.analysis.registry import ANALYSES, skip_reason
+from grokinterp.analysis.registry import ANALYSES, default_measures, skip_reason
 from grokinterp.analysis.summary import build_summary
 from grokinterp.analysis.table import (
     ANALYSIS_VERSION,
@@ -54,15 +54,19 @@ def _analyze(
     key_freqs: Sequence[int] | None,
     progress,
     chunk_size: int,
+    sharpness_every: int = 200,
 ) -> tuple[pd.DataFrame, dict]:
     cfg = run.config
     epochs = run.epochs
     if not epochs:
         raise RunFileError(f"{run.path}: no complete checkpoints to analyse yet")
-    names = list(ANALYSES) if measures is None else list(dict.fromkeys(measures))
-    unknown = [n for n in names if n not in ANALYSES]
-    if unknown:
-        raise OptionError(f"unknown measure(s) {unknown}; registered: {list(ANALYSES)}")
+    names = _measure_names(measures)
+    if isinstance(sharpness_every, bool) or not isinstance(sharpness_every, int):
+        raise OptionError(f"sharpness_every must be an integer >= 1, got {sharpness_every!r}")
+    if sharpness_every < 1:
+        raise OptionError(
+            f"sharpness_every must be >= 1 (every Nth checkpoint), got {sharpness_every}"
+        )
     if not 0 < threshold <= 1:
         raise OptionError(f"threshold must lie in (0, 1], got {threshold}")
     if not 0 < acc_threshold <= 1:
@@ -100,6 +104,7 @@ def _analyze(
         "key_freqs_source": "given" if key_freqs is not None else f"epoch {epochs[-1]}",
         "key_freqs_final_checkpoint": measured,
         "measures": names,
+        "sharpness_every": sharpness_every,
         "basis": None if basis is None else basis.name,
         "skipped_measures": skipped,
         "measure_fingerprints": {name: a.fingerprint for name, a in ANALYSES.items()},
@@ -119,7 +124,11 @@ def _analyze(
     for part in kept:
         for name, group in part.groupby("measure"):
             have[name] = set(group["epoch"].tolist())
-    todo = {name: set(epochs) - have.get(name, set()) for name in names}
+    sparse = costly_epochs(epochs, sharpness_every)
+    todo = {
+        name: (sparse if ANALYSES[name].costly else set(epochs)) - have.get(name, set())
+        for name in names
+    }
     todo_epochs = sorted(set().union(*todo.values()))
     log.info("%d of %d checkpoints need work", len(todo_epochs), len(epochs))
 
@@ -131,9 +140,62 @@ def _analyze(
             bar.close()
     table = sorted_rows(pd.concat([*kept, new], ignore_index=True)) if kept else new
     summary = build_summary(run, table, final, settings, acc_threshold)
+    costly = [name for name in names if ANALYSES[name].costly]
+    if costly:  # the costly measures at the phase boundaries too, once they are known
+        at = boundary_checkpoints(summary, epochs)
+        todo = {name: at - set(table[table["measure"] == name]["epoch"]) for name in costly}
+        more = sorted(set().union(*todo.values()))
+        if more:
+            log.info("%s at %d phase-boundary checkpoints %s", costly, len(more), more)
+            extra = measure_batched(run, more, used, threshold, costly, chunk_size, todo)
+            table = sorted_rows(pd.concat([table, extra], ignore_index=True))
+            summary = build_summary(run, table, final, settings, acc_threshold)
     atomic_write_text(run.path / files.ANALYSIS_TABLE, table.to_csv(index=False))
     write_json(run.path / files.SUMMARY, summary)
     return table, summary
+
+
+def _measure_names(measures: Sequence[str] | None) -> list[str]:
+    """The measures asked for; None or the name "default" stand for :func:`default_measures`."""
+    if measures is None:
+        return default_measures()
+    names = []
+    for name in measures:
+        names += default_measures() if name == "default" else [name]
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        raise OptionError(
+            f"unknown measure(s) {unknown}; registered: {list(ANALYSES)} "
+            f"(or 'default' for {default_measures()})"
+        )
+    return names
+
+
+def costly_epochs(epochs: Sequence[int], every: int) -> set[int]:
+    """The checkpoints a costly measure (sharpness) runs at: every ``every``-th checkpoint
+    in epoch order (the first included) and the last one.
+
+    >>> sorted(costly_epochs([0, 1, 2, 5, 10, 20, 50], 3))
+    [0, 5, 50]
+    """
+    epochs = sorted(epochs)
+    return set(epochs[::every]) | ({epochs[-1]} if epochs else set())
+
+
+def boundary_checkpoints(summary: dict, epochs: Sequence[int]) -> set[int]:
+    """The checkpoints at the summary's phase boundaries: each boundary's epoch, or the
+    first checkpoint after it (T_mem and T_grok come from eval epochs of the metrics)."""
+    epochs = sorted(epochs)
+    out = set()
+    for boundary in summary.get("phases", {}).values():
+        epoch = boundary.get("epoch") if isinstance(boundary, dict) else None
+        if epoch is None:
+            continue
+        after = [e for e in epochs if e >= epoch]
+        if after:
+            out.add(after[0])
+    return out
 
 
 def analyze(
@@ -144,17 +206,23 @@ def analyze(
     key_freqs: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = False,
     chunk_size: int = DEFAULT_CHUNK,
+    sharpness_every: int = 200,
 ) -> pd.DataFrame:
     """Analyse every complete checkpoint of a run; write analysis.csv and summary.json.
 
-    measures: table measure names (default: all of :data:`ANALYSES`).  threshold: neuron
+    measures: table measure names (default: every registered measure but the costly,
+    opt-in ones such as ``sharpness``; the name ``"default"`` stands for that list).
+    sharpness_every: the costly measures run at every Nth checkpoint, the last one and
+    the phase-boundary checkpoints only (:func:`costly_epochs`).  threshold: neuron
     cluster threshold.  acc_threshold: for T_mem / T_grok.  key_freqs: override the final
     checkpoint's key frequencies.  progress: True for a tqdm bar, or a callback
     ``(done, total)``.  Returns the whole tidy table.  See the module docstring for the
     incremental behaviour.
     """
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
-    table, _ = _analyze(run, measures, threshold, acc_threshold, key_freqs, progress, chunk_size)
+    table, _ = _analyze(
+        run, measures, threshold, acc_threshold, key_freqs, progress, chunk_size, sharpness_every
+    )
     return table
 
 
@@ -169,7 +237,15 @@ def analyze_path(path: str | Path, **opts) -> dict[str, dict]:
         if not run.epochs:
             log.warning("%s: no complete checkpoints yet; skipped", run_dir)
             continue
-        known = ("measures", "threshold", "acc_threshold", "key_freqs", "progress", "chunk_size")
+        known = (
+            "measures",
+            "threshold",
+            "acc_threshold",
+            "key_freqs",
+            "progress",
+            "chunk_size",
+            "sharpness_every",
+        )
         extra = sorted(set(opts) - set(known))
         if extra:
             raise TypeError(f"analyze_path got unknown option(s) {extra}; allowed: {known}")
@@ -180,6 +256,7 @@ def analyze_path(path: str | Path, **opts) -> dict[str, dict]:
             "key_freqs": None,
             "progress": False,
             "chunk_size": DEFAULT_CHUNK,
+            "sharpness_every": 200,
             **opts,
         }
         _, summary = _analyze(run, **args)

@@ -28,6 +28,7 @@ from grokinterp.measures import (
 )
 from grokinterp.measures.attention import TARGETS
 from grokinterp.measures.norms import weight_norms_sq
+from grokinterp.measures.sharpness import train_loss_sharpness
 
 SCALAR = ""  # the key of measures with one value per checkpoint
 
@@ -47,6 +48,7 @@ class Analysis:
     uses_key_freqs: bool = False
     needs_basis: bool = False  # skipped, with the task's reason, when it has no Fourier basis
     version: int = 0
+    costly: bool = False  # opt-in (not in DEFAULT_MEASURES); run on the asked checkpoints only
 
     @property
     def fingerprint(self) -> str:
@@ -61,6 +63,11 @@ class Analysis:
 
 
 ANALYSES: dict[str, Analysis] = {}
+
+
+def default_measures() -> list[str]:
+    """The measures computed when none are named: every registered one but the costly."""
+    return [name for name, a in ANALYSES.items() if not a.costly]
 
 
 def register(name: str, version: int = 0, **flags: bool) -> Callable:
@@ -226,3 +233,16 @@ def _attn_to(ck: Checkpoints) -> dict[str, torch.Tensor]:
 @register("weight_norm_sq")
 def _weight_norm_sq(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return weight_norms_sq(ck.states, n_batch_dims=1)
+
+
+@register("sharpness", costly=True)
+def _sharpness(ck: Checkpoints) -> dict[str, torch.Tensor]:
+    # Opt-in and costly (power iteration on Hessian-vector products, float64): the
+    # pipeline asks for it at every Nth checkpoint and the phase boundaries only.
+    found = [
+        train_loss_sharpness({k: v[i] for k, v in ck.states.items()}, ck.cfg, ck.dataset)
+        for i in range(len(ck.epochs))
+    ]
+    values = torch.tensor([f[0] for f in found], dtype=torch.float64)
+    iterations = torch.tensor([float(f[1]) for f in found], dtype=torch.float64)
+    return {SCALAR: values, "iterations": iterations}

@@ -206,6 +206,7 @@ def build_summary(
                 "gini_embed": value("gini_embed"),
                 "gini_wl": value("gini_wl"),
                 "weight_norm_sq": value("weight_norm_sq", "total"),
+                "sharpness": value("sharpness"),
             },
             "weight_norm_fits": fits,
             "neurons": neurons,

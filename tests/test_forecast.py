@@ -1,0 +1,179 @@
+"""The T_grok forecast: synthetic plateaus with a known answer, refusals, evaluation, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from grokinterp import files
+from grokinterp.bench import write_random_run
+from grokinterp.cli import main
+from grokinterp.errors import OptionError
+from grokinterp.forecast import (
+    CALIBRATION,
+    Calibration,
+    NotMemorisedError,
+    evaluate_forecast,
+    forecast_from_curves,
+    forecast_t_grok,
+    write_evaluation,
+)
+from grokinterp.storage import atomic_write_text, format_metric_rows, metrics_header
+from tests.conftest import tiny_config
+
+T_MEM, T_GROK, PEAK, RATE = 150, 9000, 3600.0, 6e-5
+
+
+def _plateau(upto: int, noise: float = 0.0, seed: int = 0):
+    """Curves with a known T_grok: the restricted loss falls linearly to 0 at T_GROK
+    (ratio 1), the sum of squared weights decays as PEAK exp(-RATE (t - 1400))."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1400, upto + 1, 50)
+    rl = 3.5 * (T_GROK - t) / (T_GROK - 1400) + noise * rng.standard_normal(len(t))
+    wn = PEAK * np.exp(-RATE * (t - 1400)) * np.exp(noise * 0.01 * rng.standard_normal(len(t)))
+    critical = math.exp(-RATE * (T_GROK - 1400))  # the norm at T_grok over its peak
+    return t, rl, wn, Calibration((0.9, 1.0, 1.1), (critical * 0.95, critical, critical * 1.05))
+
+
+@pytest.mark.parametrize("upto", [3000, 4500])
+def test_known_exponential_plateau_gives_t_grok_inside_the_interval(upto):
+    t, rl, wn, cal = _plateau(upto, noise=0.02)
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=cal, n_boot=300)
+    assert found.status == "forecast" and found.upto == upto
+    assert found.t_grok == pytest.approx(T_GROK, rel=0.02)
+    assert found.low < T_GROK < found.high
+    assert found.low < found.t_grok < found.high
+    assert found.restricted["estimate"] == pytest.approx(T_GROK, rel=0.02)
+    assert found.norm["estimate"] == pytest.approx(T_GROK, rel=0.02)
+    assert found.norm["rate"] == pytest.approx(RATE, rel=0.05)
+    # exact curves and a one-value calibration: exact answer
+    t, rl, wn, cal = _plateau(upto)
+    exact = Calibration((1.0,), (cal.critical_norm[1],))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=exact, n_boot=50)
+    assert found.t_grok == pytest.approx(T_GROK, rel=1e-9)
+    assert found.low == pytest.approx(T_GROK, rel=1e-9)
+
+
+def test_the_calibration_moves_the_forecast():
+    t, rl, wn, cal = _plateau(3000)
+    late = Calibration((1.2,), (cal.critical_norm[1],))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=late, n_boot=0)
+    assert found.restricted["estimate"] == pytest.approx(T_MEM + 1.2 * (T_GROK - T_MEM))
+    assert found.low is None and found.high is None
+
+
+def test_flat_or_short_plateaus_are_refused():
+    t, rl, wn, cal = _plateau(3000)
+    with pytest.raises(OptionError, match="not falling"):
+        forecast_from_curves(t, np.full(len(t), 2.0) + 1e-6 * t, wn, T_MEM, PEAK, calibration=cal)
+    with pytest.raises(OptionError, match="at least 5 plateau checkpoints"):
+        forecast_from_curves(t[:3], rl[:3], wn[:3], T_MEM, PEAK, calibration=cal)
+    with pytest.raises(OptionError, match="same shape"):
+        forecast_from_curves(t, rl[:-1], wn, T_MEM, PEAK, calibration=cal)
+
+
+def test_calibration_is_documented_and_sane():
+    assert CALIBRATION.restricted_ratio and CALIBRATION.critical_norm
+    assert all(r > 0.5 for r in CALIBRATION.restricted_ratio)
+    assert all(0 < c < 1 for c in CALIBRATION.critical_norm)
+
+
+def _fake_run(tmp_path, rows):
+    """A tiny run with random checkpoints at 0, 20, 40, 60 and the given metrics rows."""
+    run = write_random_run(tiny_config(), tmp_path / "run", n_checkpoints=4)
+    full = [
+        {"lr": 1e-3, "train_loss": 1.0, "test_loss": None, "train_acc": None, "test_acc": None, **r}
+        for r in rows
+    ]
+    atomic_write_text(run.path / files.METRICS, metrics_header() + format_metric_rows(full))
+    return run
+
+
+def test_refuses_before_memorisation_and_reports_already_grokked(tmp_path):
+    run = _fake_run(
+        tmp_path,
+        [
+            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
+            {"epoch": 20, "test_loss": 3.0, "train_acc": 0.5, "test_acc": 0.1},
+            {"epoch": 40, "test_loss": 4.0, "train_acc": 1.0, "test_acc": 0.2},
+            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
+        ],
+    )
+    with pytest.raises(NotMemorisedError, match="not memorised by epoch 20"):
+        forecast_t_grok(run, upto=20)
+    with pytest.raises(NotMemorisedError, match="not memorised by epoch 20"):
+        forecast_t_grok(run, upto=39)  # the data end at the last checkpoint <= upto
+    done = forecast_t_grok(run)
+    assert done.status == "already grokked" and done.t_grok == 60 and done.t_mem == 40
+    assert "already grokked: T_grok = 60" in str(done)
+    with pytest.raises(OptionError, match="at least 5 plateau checkpoints"):
+        forecast_t_grok(run, upto=40)  # memorised, but one plateau checkpoint
+    assert main(["forecast", str(run.path), "--upto", "20"]) == 2
+    assert main(["forecast", str(run.path)]) == 0
+
+
+def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, capsys):
+    _fake_run(
+        tmp_path,
+        [
+            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
+            {"epoch": 20, "test_loss": 3.0, "train_acc": 1.0, "test_acc": 0.1},
+            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
+        ],
+    )
+    result = evaluate_forecast(tmp_path, fractions=(0.5,), n_boot=10)
+    assert result["runs"][0]["forecast"] is None  # too few plateau checkpoints: the reason
+    assert "plateau checkpoints" in result["runs"][0]["error"]
+    assert result["median_rel_error"] == {"0.5": None}
+    written = write_evaluation(result, tmp_path / "out", formats=("html",))
+    assert {p.name for p in written} == {"forecast.json", "forecast.html"}
+    assert json.loads((tmp_path / "out" / "forecast.json").read_text())["fractions"] == [0.5]
+    with pytest.raises(OptionError, match="fractions"):
+        evaluate_forecast(tmp_path, fractions=(1.5,))
+    out = tmp_path / "cli"
+    code = main(
+        [
+            "forecast",
+            str(tmp_path),
+            "--evaluate",
+            "--fractions",
+            "0.5",
+            "--out",
+            str(out),
+            "--formats",
+            "html",
+        ]
+    )
+    assert code == 0 and (out / "figures" / "forecast.html").is_file()
+    assert "median relative error at f = 0.5" in capsys.readouterr().out
+
+
+def test_calibration_values_are_checked():
+    with pytest.raises(OptionError, match="paired"):
+        Calibration((1.2, 1.3), (0.4,))
+    with pytest.raises(OptionError, match="critical_norm in"):
+        Calibration((1.2,), (1.4,))
+
+
+def test_the_forecast_is_the_mean_of_the_two_estimates():
+    t, rl, wn, cal = _plateau(3000)
+    # ratio 1.25 puts the restricted-loss estimate at T_mem + 1.25 (T_GROK - T_mem)
+    split = Calibration((1.25,), (cal.critical_norm[1],))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=split, n_boot=0)
+    t_r = T_MEM + 1.25 * (T_GROK - T_MEM)
+    assert found.restricted["estimate"] == pytest.approx(t_r)
+    assert found.norm["estimate"] == pytest.approx(T_GROK)
+    assert found.t_grok == pytest.approx((t_r + T_GROK) / 2)
+
+
+def test_the_interval_carries_the_spread_of_the_calibration():
+    t, rl, wn, cal = _plateau(3000)  # noise-free: the spread comes from the calibration only
+    c = cal.critical_norm[1]
+    # paired cuts: each pair moves both estimates the same way (as on real runs)
+    paired = Calibration((0.9, 1.0, 1.1), (1.05 * c, c, 0.95 * c))
+    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=paired, n_boot=200)
+    assert found.t_grok == pytest.approx(T_GROK, rel=1e-9)
+    earliest = (T_MEM + 0.9 * (T_GROK - T_MEM) + T_GROK - math.log(1.05) / RATE) / 2
+    assert found.low == pytest.approx(earliest, rel=1e-6)  # the 5th percentile: pair 0
+    assert found.high > 1.05 * T_GROK
