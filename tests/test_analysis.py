@@ -196,6 +196,28 @@ def test_an_edited_measure_is_recomputed_and_the_others_kept(run_dir, monkeypatc
     assert fingerprints["gini_embed"] == ANALYSES["gini_embed"].fingerprint != original.fingerprint
 
 
+def test_asking_for_one_measure_recomputes_the_stale_others_instead_of_dropping_them(
+    run_dir, tmp_path, monkeypatch
+):
+    """A stored measure whose code changed is recomputed even when the call asks for
+    another measure only: the table never loses a measure it held."""
+    run_copy = tmp_path / "copy"
+    shutil.copytree(run_dir, run_copy)
+    first = analyze(run_copy, threshold=THRESHOLD)
+    original = ANALYSES["gini_embed"]
+    monkeypatch.setitem(
+        ANALYSES,
+        "gini_embed",
+        dataclasses.replace(original, compute=lambda ck: original.compute(ck), version=99),
+    )
+    second = analyze(run_copy, measures=["test_loss"], threshold=THRESHOLD)
+    assert set(second.measure) == set(first.measure)
+    np.testing.assert_allclose(
+        second[second.measure == "gini_embed"]["value"],
+        first[first.measure == "gini_embed"]["value"],
+    )
+
+
 def test_fingerprint_follows_the_functions_a_measure_calls(monkeypatch):
     from grokinterp.analysis import registry
 

@@ -54,6 +54,7 @@ START_TIMEOUT_S = 180
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module (2 CPUs, loopback only); RayBackend uses it."""
+
     # ray.init must run in the main thread; an alarm interrupts it if it hangs.
     def give_up(signum, frame):
         raise TimeoutError(f"a local Ray did not start within {START_TIMEOUT_S} s")

@@ -119,6 +119,16 @@ def _analyze(
 
     old, previous = previous_analysis(run)
     kept = [] if old is None else [reusable_rows(old, previous, settings, epochs)]
+    if old is not None:
+        # A measure of the stored table that was not asked for but must be recomputed (its
+        # code or the settings changed) is recomputed too, rather than dropped: asking for
+        # one measure never loses the others.
+        stale = set(old["measure"]) - set(kept[0]["measure"]) - set(names)
+        stale = sorted(n for n in stale if n in ANALYSES and skip_reason(ANALYSES[n], task) is None)
+        if stale:
+            log.info("%s: recomputing the stored measures %s too", run.path, stale)
+            names = [*names, *stale]
+            settings["measures"] = names
 
     have = {}
     for part in kept:
