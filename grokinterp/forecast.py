@@ -519,13 +519,11 @@ def forecast_figure(evaluation: dict):
                 hovertemplate="%{text}<br>T_grok %{x}<br>forecast %{y:.0f}<extra></extra>",
             )
         )
-    every = [
-        v
-        for r in rows
-        for v in (r["T_grok"], r.get("low") or r["forecast"], r.get("high") or r["forecast"])
-    ]
+    # Log axes: T_grok spans decades across a sweep.  The range covers the points, not
+    # the widest intervals, which would flatten everything else.
+    every = [v for r in rows for v in (r["T_grok"], r["forecast"]) if v > 0]
     if every:
-        lo, hi = 0.8 * min(every), 1.1 * max(every)
+        lo, hi = 0.8 * min(every), 1.25 * max(every)
         fig.add_trace(
             go.Scatter(
                 x=[lo, hi],
@@ -537,6 +535,11 @@ def forecast_figure(evaluation: dict):
         )
     _style(fig, "T_grok forecast from the plateau, cut at T_mem + f (T_grok - T_mem)")
     fig.update_layout(xaxis_title="actual T_grok (epoch)", yaxis_title="forecast T_grok (epoch)")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    if every:
+        fig.update_xaxes(range=[np.log10(lo), np.log10(hi)])
+        fig.update_yaxes(range=[np.log10(lo), np.log10(hi)])
     return fig
 
 
