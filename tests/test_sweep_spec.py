@@ -64,12 +64,18 @@ def test_names_are_built_from_the_fields_that_vary():
 def test_example_and_test_specs_load():
     spec, text = load_spec(EXAMPLE)
     runs = spec.runs()
-    assert spec.name == "wd-lr-p59" and len(runs) == 12
-    assert "wd1-lr0.001-init999-data598" in runs
+    assert spec.name == "wd-lr-p59" and len(runs) == 24  # 4 wd x 3 lr x 2 seeds
+    assert "wd1-lr0.001-init999-data598" in runs and "wd5-lr0.003-init1-data2" in runs
     assert all(c.p == 59 and c.stop_after_grok > 0 for c in runs.values())
     assert tomllib.loads(text)["name"] == "wd-lr-p59"
     tiny, _ = load_spec(TINY)
     assert len(tiny.runs()) == 4
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_spec_loads(path):
+    spec, _ = load_spec(path)
+    assert spec.runs()  # expands to runs that RunConfig accepts
 
 
 @pytest.mark.parametrize(
