@@ -24,6 +24,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from grokinterp.bench import _time_epochs
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import make_dataset
 from grokinterp.forward import last_position
@@ -139,16 +140,6 @@ def _member_logits(
 # --- benchmark -------------------------------------------------------------------------
 
 
-def _rate(step, n_epochs: int, warmup: int) -> float:
-    """Calls of ``step(epoch)`` per second, after ``warmup`` untimed calls."""
-    for epoch in range(warmup):
-        step(epoch)
-    start = time.perf_counter()
-    for epoch in range(warmup, warmup + n_epochs):
-        step(epoch)
-    return n_epochs / (time.perf_counter() - start)
-
-
 def _member_configs(cfg: RunConfig, n: int) -> list[RunConfig]:
     return [cfg.replace(init_seed=cfg.init_seed + i, data_seed=cfg.data_seed + i) for i in range(n)]
 
@@ -219,7 +210,7 @@ def bench_ensemble(
             for n in sizes:
                 cfgs = _member_configs(cfg, n)
                 ensemble = EnsembleTrainer(cfgs)
-                batched = n * _rate(
+                batched = n * _time_epochs(
                     lambda e, t=ensemble: t.epoch(e, evaluate=e % cfg.eval_every == 0),
                     n_epochs,
                     warmup,
@@ -230,7 +221,7 @@ def bench_ensemble(
                     for t in trainers:
                         t.epoch(e, evaluate=e % cfg.eval_every == 0)
 
-                separate = n * _rate(one_each, max(n_epochs // n, 2), 1)
+                separate = n * _time_epochs(one_each, max(n_epochs // n, 2), 1)
                 rows.append({"n": n, "ensemble": batched, "separate": separate})
     finally:
         torch.set_num_threads(previous)
