@@ -95,6 +95,10 @@ def test_every_example_spec_loads(path):
         ({"seeds": [[1, 2, 3]]}, r"seeds: expected a non-empty list of \[init_seed, data_seed\]"),
         ({"seeds": [[1, 2], [1, 2]]}, r"seeds: repeated pairs"),
         ({"grid": {"lr": [1e-3, 0.001]}}, r"\[grid\] lr: repeated values"),
+        (
+            {"zip": {"d_mlp": [64, 128, 64], "d_model": [32, 64, 32]}},
+            r"\[zip\]: entries \[3\] repeat an earlier entry of \['d_mlp', 'd_model'\]",
+        ),
         ({"runs": 3}, r"unknown top-level key\(s\) \['runs'\]"),
         ({"base": {"p": 11, "epochs": 0}}, r"\[base\]: RunConfig.epochs must be a positive"),
     ],
@@ -167,3 +171,13 @@ def test_one_coordinator_per_sweep_folder(tmp_path):
                 pass
     with Manifest.open(tmp_path / "sweep", spec, text):  # released on exit
         pass
+
+
+def test_a_zip_list_may_repeat_a_value_when_the_tuples_differ():
+    # e.g. Grokfast against two AdamW baselines: (ema, 1e-3), (none, 1e-3), (none, 3e-3)
+    spec = parse_spec(
+        spec_dict(zip={"d_mlp": [64, 64, 128], "d_model": [32, 64, 64]}, grid=None, seeds=None)
+    )
+    runs = spec.runs()
+    assert sorted((c.d_mlp, c.d_model) for c in runs.values()) == [(64, 32), (64, 64), (128, 64)]
+    assert len(set(runs)) == 3  # three distinct names

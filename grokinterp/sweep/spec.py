@@ -180,8 +180,14 @@ def _check_fields(where: str, names: list[str]) -> None:
             )
 
 
-def _check_values(where: str, field: str, values: Any, base: dict[str, Any]) -> list:
-    """Each axis value checked alone on the base config, so the error names this field."""
+def _check_values(
+    where: str, field: str, values: Any, base: dict[str, Any], *, unique: bool = True
+) -> list:
+    """Each axis value checked alone on the base config, so the error names this field.
+
+    A grid axis must not repeat a value (``unique``); a zip list may, since only the zipped
+    tuples must differ (e.g. ``grokfast = ["ema", "none", "none"]``, ``lr = [1e-3, 1e-3, 3e-3]``).
+    """
     if not isinstance(values, list):
         raise SpecError(f"{where} {field}: expected a list of values, got {values!r}")
     if not values:
@@ -193,7 +199,7 @@ def _check_values(where: str, field: str, values: Any, base: dict[str, Any]) -> 
         except ConfigError as err:
             raise SpecError(f"{where} {field} = {value!r}: {err}") from None
     keys = [_key(v) for v in values]
-    if len(set(keys)) != len(keys):
+    if unique and len(set(keys)) != len(keys):
         raise SpecError(f"{where} {field}: repeated values in {values!r}")
     return values
 
@@ -247,12 +253,21 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
         if not group:
             raise SpecError(f"{where} is empty; give field = [values] lists, or remove it")
         _check_fields(where, list(group))
-        group = {f: _check_values(where, f, values, base) for f, values in group.items()}
+        group = {
+            f: _check_values(where, f, values, base, unique=False) for f, values in group.items()
+        }
         for field in group:
             claim(field, where)
         lengths = {field: len(values) for field, values in group.items()}
         if len(set(lengths.values())) > 1:
             raise SpecError(f"{where}: lists of unequal length {lengths}; zip needs one length")
+        rows = list(zip(*([_key(v) for v in vals] for vals in group.values()), strict=True))
+        repeated = sorted({i + 1 for i, row in enumerate(rows) if rows.index(row) != i})
+        if repeated:
+            raise SpecError(
+                f"{where}: entries {repeated} repeat an earlier entry of {list(group)}; each "
+                f"zipped tuple must differ"
+            )
         zips.append(dict(group))
 
     seeds = data.get("seeds")
