@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -24,6 +25,21 @@ INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
 OPTIMIZERS = ("adamw", "adam", "sgd")  # see docs/training-options.md
 GROKFAST_FILTERS = ("none", "ema", "ma")
+
+# The derived run name (RunConfig.run_name): fields already in its stem, or that do not
+# change what is learned (the run's length and bookkeeping), are not appended.
+_UNNAMED = frozenset(
+    {
+        "p", "operation", "init", "init_scale", "init_seed", "data_seed", "name", "epochs",
+        "stop_after_grok", "eval_every", "checkpoints", "fast_path",
+    }
+)  # fmt: skip
+_NAME_ALIASES = {
+    "weight_decay": "wd",
+    "frac_train": "frac",
+    "warmup_steps": "warmup",
+    "batch_size": "batch",
+}
 
 
 @dataclass(frozen=True)
@@ -207,13 +223,28 @@ class RunConfig:
 
     @property
     def run_name(self) -> str:
+        """``name``, or one derived from the config: ``add-p113-paper-init999-data598`` for
+        the defaults, with ``-lr0.003``, ``-sgd``, ``-dropout0.1``... appended for every
+        option that differs from its default, so two different runs never share a folder.
+        The run's length and bookkeeping (epochs, schedule, eval cadence) are left out."""
         if self.name:
             return self.name
         scale = "" if self.init_scale == 1 else f"x{self.init_scale:g}"
-        return (
-            f"{self.operation}-p{self.p}-{self.init}{scale}-init{self.init_seed}"
-            f"-data{self.data_seed}"
-        )
+        parts = [f"{self.operation}-p{self.p}-{self.init}{scale}-init{self.init_seed}"]
+        parts.append(f"data{self.data_seed}")
+        defaults = RunConfig()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _UNNAMED or value == getattr(defaults, f.name):
+                continue
+            if f.name == "optimizer":
+                parts.append(str(value))
+            elif isinstance(value, bool):
+                parts.append(f.name if value else f"no{f.name}")
+            else:
+                shown = format(value, "g") if isinstance(value, float) else str(value)
+                parts.append(f"{_NAME_ALIASES.get(f.name, f.name)}{shown}")
+        return re.sub(r"[^A-Za-z0-9._+=-]", "_", "-".join(parts))
 
     # serialisation
     def to_dict(self) -> dict[str, Any]:

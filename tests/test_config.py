@@ -1,4 +1,5 @@
 import json
+from dataclasses import fields
 
 import pytest
 
@@ -29,6 +30,36 @@ def test_defaults_follow_the_spec():
     assert (cfg.init, cfg.init_scale) == ("paper", 1.0)
     assert cfg.run_name == "add-p113-paper-init999-data598"
     assert RunConfig(init="native", init_scale=3.0).run_name == "add-p113-nativex3-init999-data598"
+
+
+def test_the_derived_run_name_tells_apart_runs_that_learn_differently():
+    stem = "add-p113-paper-init999-data598"
+    assert RunConfig(lr=3e-3).run_name == f"{stem}-lr0.003"
+    named = RunConfig(optimizer="sgd", weight_decay=0.5, batch_size=512, dropout=0.1)
+    assert named.run_name == f"{stem}-sgd-wd0.5-batch512-dropout0.1"
+    assert RunConfig(grokfast="ema", nesterov=True).run_name == f"{stem}-nesterov-grokfastema"
+    # the run's length and bookkeeping do not change what is learned: same folder
+    same = RunConfig(epochs=500, checkpoints="every:10", eval_every=5, stop_after_grok=100)
+    assert same.run_name == stem
+    # every other field shows up in the name when it leaves its default
+    seen = {"p", "operation", "init", "init_scale", "init_seed", "data_seed", "name"}
+    skipped = {"epochs", "stop_after_grok", "eval_every", "checkpoints", "fast_path"}
+    others = {"optimizer": "adam", "act_fn": "gelu", "biases": "none", "grokfast": "ma",
+              "loss_dtype": "float32", "d_model": 64, "d_head": 16, "beta1": 0.8,
+              "beta2": 0.9, "grokfast_alpha": 0.9, "dropout": 0.1}  # fmt: skip
+    for f in fields(RunConfig):
+        if f.name in seen | skipped:
+            continue
+        value = getattr(RunConfig(), f.name)
+        if f.name in others:
+            other = others[f.name]
+        elif isinstance(value, bool):
+            other = not value
+        elif isinstance(value, int):
+            other = value + 1
+        else:
+            other = value / 2
+        assert RunConfig(**{f.name: other}).run_name != stem, f.name
 
 
 def test_derived_values_follow_p():

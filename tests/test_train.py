@@ -331,7 +331,9 @@ def test_cli_default_out_dir_is_named_after_the_run(tmp_path, monkeypatch):
         )
         == 0
     )
-    assert load_run(tmp_path / "checkpoints" / RunConfig(p=7).run_name).is_complete
+    name = RunConfig(p=7, epochs=3, d_model=16, d_head=4, d_mlp=16).run_name
+    assert name == "add-p7-paper-init999-data598-d_model16-d_head4-d_mlp16"
+    assert load_run(tmp_path / "checkpoints" / name).is_complete
 
 
 @pytest.mark.slow
