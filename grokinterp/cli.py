@@ -4,7 +4,8 @@ grokinterp train [--config FILE] [--p 113 ...] [--out DIR] [--resume RUN_DIR]
 grokinterp analyze PATH [...]
 grokinterp figures PATH [...]
 grokinterp watch RUN [--interval S] [--once]
-grokinterp forecast RUN [--upto EPOCH] | forecast PATH --evaluate [--out DIR]
+grokinterp forecast RUN [--upto EPOCH] [--calibration FILE] | forecast PATH --evaluate
+    [--leave-out run|setting] | forecast PATH --calibrate
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
 grokinterp laws SWEEP_DIR [--bootstrap N] [--seed S] [--norms MEM,POST] [--formats ...]
@@ -341,21 +342,56 @@ def _parse_fractions(text: str) -> tuple[float, ...]:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    from grokinterp.forecast import evaluate_forecast, forecast_t_grok, write_evaluation
+    import numpy as np
 
-    if not args.evaluate:
-        if args.out or args.fractions:
-            raise CliError("--out and --fractions go with --evaluate")
-        found = forecast_t_grok(args.path, upto=args.upto)
+    from grokinterp.forecast import (
+        CALIBRATION,
+        Calibration,
+        calibrate_forecast,
+        evaluate_forecast,
+        forecast_t_grok,
+        write_evaluation,
+    )
+    from grokinterp.storage import write_json
+
+    modes = [m for m in ("evaluate", "calibrate") if getattr(args, m)]
+    if len(modes) > 1:
+        raise CliError("--evaluate and --calibrate are separate steps; give one")
+    calibration = Calibration.read(args.calibration) if args.calibration else CALIBRATION
+    if not modes:
+        if args.out or args.fractions or args.leave_out:
+            raise CliError("--out, --fractions and --leave-out go with --evaluate or --calibrate")
+        found = forecast_t_grok(args.path, upto=args.upto, calibration=calibration)
         print(f"{args.path}: {found}")
         if args.json:
             print(json.dumps(found.to_dict(), indent=1))
         return 0
     if args.upto is not None:
-        raise CliError("--upto is for one run; --evaluate cuts every run itself")
+        raise CliError(f"--upto is for one run; --{modes[0]} cuts every run itself")
     fractions = _parse_fractions(args.fractions or "0.3333333333333333,0.5")
-    evaluation = evaluate_forecast(args.path, fractions=fractions)
     out = Path(args.out) if args.out else Path(args.path)
+    if args.calibrate:
+        if args.leave_out or args.calibration:
+            raise CliError("--leave-out and --calibration go with --evaluate")
+        found = calibrate_forecast(args.path, fractions=fractions)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "forecast-calibration.json", found.to_dict())
+        r, c = found.restricted_ratio, found.critical_norm
+        print(
+            f"{len(r)} cuts: restricted_ratio median {np.median(r):.3f} "
+            f"[{min(r):.3f}, {max(r):.3f}], critical_norm median {np.median(c):.3f} "
+            f"[{min(c):.3f}, {max(c):.3f}]"
+        )
+        print(
+            f"wrote {out / 'forecast-calibration.json'}; use it with 'grokinterp forecast RUN "
+            f"--calibration {out / 'forecast-calibration.json'}'"
+        )
+        return 0
+    if args.leave_out and args.calibration:
+        raise CliError("--leave-out calibrates on the other runs; it takes no --calibration")
+    evaluation = evaluate_forecast(
+        args.path, fractions=fractions, calibration=calibration, leave_out=args.leave_out
+    )
     written = write_evaluation(evaluation, out, formats=tuple(args.formats.split(",")))
     for row in evaluation["runs"]:
         if row.get("forecast") is None:
@@ -503,7 +539,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_forecast.add_argument(
         "--fractions", help="--evaluate: cut fractions f, comma-separated (default 1/3,1/2)"
     )
-    p_forecast.add_argument("--out", help="--evaluate: folder to write to (default PATH)")
+    p_forecast.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the method's constants on PATH's grokked runs (cut at --fractions); "
+        "writes OUT/forecast-calibration.json",
+    )
+    p_forecast.add_argument(
+        "--calibration", help="a forecast-calibration.json to forecast with (default: shipped)"
+    )
+    p_forecast.add_argument(
+        "--leave-out",
+        choices=("run", "setting"),
+        help="--evaluate: forecast each run with constants calibrated on the other runs (or "
+        "on the runs of other settings)",
+    )
+    p_forecast.add_argument(
+        "--out", help="--evaluate/--calibrate: folder to write to (default PATH)"
+    )
     p_forecast.add_argument(
         "--formats", default="html,png,svg", help="--evaluate: figure formats (default all)"
     )

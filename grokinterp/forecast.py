@@ -26,6 +26,7 @@ run; :func:`evaluate_forecast` cuts grokked runs early and compares.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,8 @@ __all__ = [
     "Calibration",
     "Forecast",
     "NotMemorisedError",
+    "calibrate_forecast",
+    "calibration_from_curves",
     "evaluate_forecast",
     "forecast_figure",
     "forecast_from_curves",
@@ -91,6 +94,25 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Calibration:
+        """A calibration written by ``grokinterp forecast PATH --calibrate`` (JSON)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                restricted_ratio=tuple(float(v) for v in data["restricted_ratio"]),
+                critical_norm=tuple(float(v) for v in data["critical_norm"]),
+                source=str(data.get("source", path)),
+            )
+        except FileNotFoundError:
+            raise OptionError(f"{path}: calibration file not found") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise OptionError(
+                f"{path}: not a forecast calibration ({type(err).__name__}: {err}); write one "
+                "with 'grokinterp forecast SWEEP --calibrate'"
+            ) from None
 
 
 # Calibrated on the four analysed p = 113 runs of the paper setup (docs/forecast.md):
@@ -405,24 +427,17 @@ def _runs_of(source) -> list[Path]:
     return [Path(s.path if isinstance(s, Run) else s) for s in source]
 
 
-def evaluate_forecast(
-    source: str | Path | Iterable[str | Path | Run],
-    fractions: Sequence[float] = (1 / 3, 1 / 2),
-    calibration: Calibration = CALIBRATION,
-    n_boot: int = 500,
-) -> dict:
-    """Cut every grokked run at T_mem + f (T_grok - T_mem), forecast, compare.
+def _grokked_cuts(source, fractions: Sequence[float]) -> tuple[list[dict], list[dict]]:
+    """Every grokked run of ``source`` cut at T_mem + f (T_grok - T_mem), f in fractions.
 
-    source: a sweep folder, a run directory or a folder of runs, or a list of runs.
-    Runs that did not grok (or cannot be read) are listed under ``skipped``.  Returns
-    {"fractions", "runs": [{run, T_mem, T_grok, fraction, upto, forecast, low, high,
-    rel_error, inside}], "median_rel_error": {f: ...}, "coverage": {f: ...}, "skipped"}.
-    ``rel_error`` = |forecast - T_grok| / T_grok.
+    Returns (cuts, skipped).  A cut is {run, path, setting, T_mem, T_grok, fraction, upto,
+    curves} (the :func:`plateau_curves` at the cut), or {..., error} when the run cannot be
+    read there; ``setting`` is the run's config without its seeds and name.
     """
     bad = [f for f in fractions if not 0 < f < 1]
     if bad:
         raise OptionError(f"fractions must lie in (0, 1), got {bad}")
-    rows, skipped = [], []
+    cuts, skipped = [], []
     for path in _runs_of(source):
         try:
             run = load_run(path)
@@ -435,51 +450,171 @@ def evaluate_forecast(
         if mem is None or grok is None:
             skipped.append({"run": str(path), "why": "did not grok"})
             continue
+        setting = {
+            k: v
+            for k, v in run.config.to_dict().items()
+            if k not in ("init_seed", "data_seed", "name")
+        }
         for f in fractions:
             cut = int(mem + f * (grok - mem))
-            row = {"run": path.name, "T_mem": mem, "T_grok": grok, "fraction": f, "upto": cut}
             if run.epochs[-1] < cut:
-                skipped.append(
-                    {
-                        "run": str(path),
-                        "fraction": f,
-                        "why": f"checkpoints end at {run.epochs[-1]} < cut {cut}",
-                    }
-                )
+                why = f"checkpoints end at {run.epochs[-1]} < cut {cut}"
+                skipped.append({"run": str(path), "fraction": f, "why": why})
                 continue
+            row = {
+                "run": path.name,
+                "path": str(path),
+                "setting": setting,
+                "T_mem": mem,
+                "T_grok": grok,
+                "fraction": f,
+                "upto": cut,
+            }
             try:
-                fc = forecast_t_grok(run, upto=cut, calibration=calibration, n_boot=n_boot)
+                row["curves"] = plateau_curves(run, cut)
             except OptionError as err:
-                rows.append({**row, "forecast": None, "error": str(err)})
-                continue
-            rows.append(
-                {
-                    **row,
-                    "upto": fc.upto,
-                    "forecast": fc.t_grok,
-                    "low": fc.low,
-                    "high": fc.high,
-                    "rel_error": abs(fc.t_grok - grok) / grok,
-                    "inside": fc.low is not None and fc.low <= grok <= fc.high,
-                    "restricted_estimate": fc.restricted.get("estimate"),
-                    "norm_estimate": fc.norm.get("estimate"),
-                    "key_freqs": fc.key_freqs,
-                    "n_points": fc.n_points,
-                }
+                row["error"] = str(err)
+            cuts.append(row)
+    return cuts, skipped
+
+
+def calibration_from_curves(curves: dict, actual_t_grok: float) -> tuple[float, float]:
+    """The (restricted_ratio, critical_norm) that forecast ``actual_t_grok`` exactly from
+    these plateau curves (a :func:`plateau_curves` dict): ``r = (T_grok - T_mem) /
+    (t_zero - T_mem)``, and ``c`` = the fitted sum of squared weights at T_grok over its
+    peak.  Either is NaN where its curve does not fall."""
+    t = np.asarray(curves["epochs"], dtype=float)
+    t_zero, slope_n, _, fit_n = _estimates(
+        t,
+        np.asarray(curves["restricted_loss"], dtype=float),
+        np.log(np.asarray(curves["weight_norm_sq"], dtype=float)),
+        curves["t_mem"],
+        math.log(curves["peak_norm_sq"]),
+    )
+    mem = curves["t_mem"]
+    r = (actual_t_grok - mem) / (t_zero - mem) if math.isfinite(t_zero) else math.nan
+    if slope_n >= 0:
+        return r, math.nan
+    c = math.exp(fit_n["intercept"] + slope_n * actual_t_grok - fit_n["log_peak"])
+    return r, c
+
+
+def _calibration_of(cuts: Sequence[dict], source: str) -> Calibration:
+    pairs = []
+    for cut in cuts:
+        curves = cut.get("curves") or {}
+        if len(curves.get("epochs", [])) < MIN_POINTS:
+            continue
+        r, c = calibration_from_curves(curves, cut["T_grok"])
+        if r > 0 and 0 < c < 1:  # NaN fails both
+            pairs.append((r, c))
+    if not pairs:
+        raise OptionError(
+            f"no calibration: none of the {len(cuts)} cuts of {source} has a plateau of at "
+            f"least {MIN_POINTS} checkpoints on which both curves fall; calibrate on runs "
+            "with more checkpoints between T_mem and T_grok"
+        )
+    return Calibration(
+        restricted_ratio=tuple(r for r, _ in pairs),
+        critical_norm=tuple(c for _, c in pairs),
+        source=source,
+    )
+
+
+def calibrate_forecast(
+    source: str | Path | Iterable[str | Path | Run],
+    fractions: Sequence[float] = (1 / 3, 1 / 2),
+) -> Calibration:
+    """The forecast's constants measured on grokked runs (a sweep, a folder of runs or a
+    list), each cut at T_mem + f (T_grok - T_mem) for f in ``fractions``: one (r, c) pair
+    per cut (:func:`calibration_from_curves`).  Use it for a setup unlike the one
+    :data:`CALIBRATION` was measured on (docs/forecast.md)."""
+    cuts, _ = _grokked_cuts(source, fractions)
+    return _calibration_of(
+        cuts, f"{len({c['run'] for c in cuts})} runs of {source}, cuts at f = {list(fractions)}"
+    )
+
+
+LEAVE_OUT = ("run", "setting")
+
+
+def evaluate_forecast(
+    source: str | Path | Iterable[str | Path | Run],
+    fractions: Sequence[float] = (1 / 3, 1 / 2),
+    calibration: Calibration = CALIBRATION,
+    n_boot: int = 500,
+    leave_out: str | None = None,
+) -> dict:
+    """Cut every grokked run at T_mem + f (T_grok - T_mem), forecast, compare.
+
+    source: a sweep folder, a run directory or a folder of runs, or a list of runs.
+    leave_out: None forecasts with ``calibration``; ``"run"`` forecasts each run with
+    constants calibrated on the other runs' cuts (:func:`calibrate_forecast`), and
+    ``"setting"`` with those of the runs of other settings only (configs that differ in
+    more than the seeds), the honest test for a setting never seen.
+    Runs that did not grok (or cannot be read) are listed under ``skipped``.  Returns
+    {"fractions", "calibration", "leave_out", "runs": [{run, T_mem, T_grok, fraction,
+    upto, forecast, low, high, rel_error, inside, ...}], "median_rel_error": {f: ...},
+    "coverage": {f: ...}, "skipped"}.  ``rel_error`` = |forecast - T_grok| / T_grok.
+    """
+    if leave_out not in (None, *LEAVE_OUT):
+        raise OptionError(f"leave_out must be one of {LEAVE_OUT} or None, got {leave_out!r}")
+    cuts, skipped = _grokked_cuts(source, fractions)
+    rows = []
+    for cut in cuts:
+        row = {k: cut[k] for k in ("run", "T_mem", "T_grok", "fraction", "upto")}
+        if "error" in cut:
+            rows.append({**row, "forecast": None, "error": cut["error"]})
+            continue
+        curves = cut["curves"]
+        try:
+            cal = calibration
+            if leave_out is not None:
+                others = [c for c in cuts if c[leave_out] != cut[leave_out]]
+                row["calibrated_on"] = sorted({c["run"] for c in others})
+                cal = _calibration_of(others, f"the other {leave_out}s")
+            fc = forecast_from_curves(
+                curves["epochs"],
+                curves["restricted_loss"],
+                curves["weight_norm_sq"],
+                curves["t_mem"],
+                curves["peak_norm_sq"],
+                upto=curves["upto"],
+                calibration=cal,
+                n_boot=n_boot,
             )
-            log.info("%s f=%.2f: forecast %.0f, T_grok %d", path.name, f, fc.t_grok, grok)
+        except OptionError as err:
+            rows.append({**row, "forecast": None, "error": str(err)})
+            continue
+        grok = cut["T_grok"]
+        rows.append(
+            {
+                **row,
+                "upto": fc.upto,
+                "forecast": fc.t_grok,
+                "low": fc.low,
+                "high": fc.high,
+                "rel_error": abs(fc.t_grok - grok) / grok,
+                "inside": fc.low is not None and fc.low <= grok <= fc.high,
+                "restricted_estimate": fc.restricted.get("estimate"),
+                "norm_estimate": fc.norm.get("estimate"),
+                "key_freqs": curves["key_freqs"],
+                "n_points": fc.n_points,
+            }
+        )
+        log.info(
+            "%s f=%.2f: forecast %.0f, T_grok %d", cut["run"], cut["fraction"], fc.t_grok, grok
+        )
     median, coverage = {}, {}
     for f in fractions:
-        errs = [
-            r["rel_error"] for r in rows if r["fraction"] == f and r.get("forecast") is not None
-        ]
-        inside = [r["inside"] for r in rows if r["fraction"] == f and r.get("forecast") is not None]
-        median[f"{f:.4g}"] = float(np.median(errs)) if errs else None
-        coverage[f"{f:.4g}"] = float(np.mean(inside)) if inside else None
+        done = [r for r in rows if r["fraction"] == f and r.get("forecast") is not None]
+        median[f"{f:.4g}"] = float(np.median([r["rel_error"] for r in done])) if done else None
+        coverage[f"{f:.4g}"] = float(np.mean([r["inside"] for r in done])) if done else None
     return _jsonable(
         {
             "fractions": list(fractions),
-            "calibration": calibration.to_dict(),
+            "calibration": calibration.to_dict() if leave_out is None else None,
+            "leave_out": leave_out,
             "runs": rows,
             "median_rel_error": median,
             "coverage": coverage,

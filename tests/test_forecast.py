@@ -14,6 +14,7 @@ from grokinterp.forecast import (
     CALIBRATION,
     Calibration,
     NotMemorisedError,
+    calibration_from_curves,
     evaluate_forecast,
     forecast_from_curves,
     forecast_t_grok,
@@ -177,3 +178,95 @@ def test_the_interval_carries_the_spread_of_the_calibration():
     earliest = (T_MEM + 0.9 * (T_GROK - T_MEM) + T_GROK - math.log(1.05) / RATE) / 2
     assert found.low == pytest.approx(earliest, rel=1e-6)  # the 5th percentile: pair 0
     assert found.high > 1.05 * T_GROK
+
+
+def test_calibration_from_curves_recovers_the_constants_of_a_known_plateau():
+    t, rl, wn, cal = _plateau(4000)
+    curves = {
+        "epochs": t,
+        "restricted_loss": rl,
+        "weight_norm_sq": wn,
+        "t_mem": T_MEM,
+        "peak_norm_sq": PEAK,
+    }
+    r, c = calibration_from_curves(curves, T_GROK)
+    assert r == pytest.approx(1.0, rel=1e-9)  # the restricted loss reaches 0 at T_GROK
+    assert c == pytest.approx(cal.critical_norm[1], rel=1e-9)
+    r_late, _ = calibration_from_curves(curves, T_MEM + 1.5 * (T_GROK - T_MEM))
+    assert r_late == pytest.approx(1.5, rel=1e-9)
+    rising = {**curves, "restricted_loss": rl[::-1], "weight_norm_sq": wn[::-1]}
+    assert all(math.isnan(v) for v in calibration_from_curves(rising, T_GROK))
+
+
+def _synthetic_cuts(runs):
+    """Cuts of runs with the known plateau, each (name, setting, T_grok label)."""
+    t, rl, wn, _ = _plateau(4000)
+    curves = {
+        "upto": 4000,
+        "t_mem": T_MEM,
+        "t_grok": None,
+        "epochs": [int(e) for e in t],
+        "restricted_loss": list(rl),
+        "weight_norm_sq": list(wn),
+        "peak_norm_sq": PEAK,
+        "key_freqs": [1, 2, 3, 4],
+    }
+    return [
+        {"run": name, "path": name, "setting": {"lr": lr}, "T_mem": T_MEM, "T_grok": grok,
+         "fraction": 0.5, "upto": 4000, "curves": curves}
+        for name, lr, grok in runs
+    ]  # fmt: skip
+
+
+def test_leave_one_out_calibrates_each_run_on_the_others(monkeypatch):
+    import grokinterp.forecast as forecast
+
+    # a, b, c share the plateau and its T_grok; d's T_grok is later (its constants differ)
+    later = T_MEM + 1.5 * (T_GROK - T_MEM)
+    cuts = _synthetic_cuts(
+        [("a", 1e-3, T_GROK), ("b", 1e-3, T_GROK), ("c", 2e-3, T_GROK), ("d", 2e-3, later)]
+    )
+    monkeypatch.setattr(forecast, "_grokked_cuts", lambda source, fractions: (cuts, []))
+    by_run = evaluate_forecast("sweep", fractions=(0.5,), n_boot=0, leave_out="run")
+    rows = {r["run"]: r for r in by_run["runs"]}
+    assert rows["a"]["calibrated_on"] == ["b", "c", "d"]
+    assert rows["a"]["forecast"] == pytest.approx(T_GROK, rel=1e-6)  # median of b, c, d
+    assert rows["d"]["calibrated_on"] == ["a", "b", "c"]
+    assert rows["d"]["forecast"] == pytest.approx(T_GROK, rel=1e-6)  # d's own never seen
+    assert rows["d"]["rel_error"] == pytest.approx((later - T_GROK) / later, rel=1e-6)
+    assert by_run["leave_out"] == "run" and by_run["calibration"] is None
+    by_setting = evaluate_forecast("sweep", fractions=(0.5,), n_boot=0, leave_out="setting")
+    rows = {r["run"]: r for r in by_setting["runs"]}
+    assert rows["a"]["calibrated_on"] == ["c", "d"] and rows["c"]["calibrated_on"] == ["a", "b"]
+    with pytest.raises(OptionError, match="leave_out"):
+        evaluate_forecast("sweep", leave_out="seed")
+    # calibrating on all four: one pair per cut, the constants that would forecast each
+    found = forecast._calibration_of(cuts, "test")
+    assert found.restricted_ratio == pytest.approx((1.0, 1.0, 1.0, 1.5), rel=1e-3)
+
+
+def test_a_calibration_round_trips_through_the_command_line_files(tmp_path, capsys):
+    path = tmp_path / "forecast-calibration.json"
+    mine = Calibration((1.1, 1.7), (0.7, 0.8), source="a p = 59 sweep")
+    path.write_text(json.dumps(mine.to_dict()))
+    assert Calibration.read(path) == mine
+    with pytest.raises(OptionError, match="calibration file not found"):
+        Calibration.read(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text('{"restricted_ratio": [1.0]}')
+    with pytest.raises(OptionError, match="not a forecast calibration"):
+        Calibration.read(tmp_path / "bad.json")
+    run = _fake_run(
+        tmp_path,
+        [
+            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
+            {"epoch": 20, "test_loss": 3.0, "train_acc": 1.0, "test_acc": 0.1},
+            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
+        ],
+    )
+    assert main(["forecast", str(run.path), "--calibration", str(path)]) == 0
+    assert main(["forecast", str(run.path), "--calibration", str(tmp_path / "bad.json")]) == 2
+    assert "not a forecast calibration" in capsys.readouterr().err
+    # the fake run's plateau is one checkpoint long: nothing to calibrate on, said so
+    assert main(["forecast", str(tmp_path), "--calibrate", "--fractions", "0.5"]) == 2
+    assert "no calibration" in capsys.readouterr().err
+    assert main(["forecast", str(tmp_path), "--evaluate", "--calibrate"]) == 2
