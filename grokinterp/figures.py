@@ -181,6 +181,12 @@ def draw_figures(
         ),
         "neurons_per_frequency": lambda: plots.neurons_per_frequency(table, keys, phases),
         "logit_structure": lambda: plots.logit_structure(table, keys, phases),
+        # opt-in measure: drawn only when the analysis computed it
+        "sharpness": lambda: (
+            plots.sharpness_curve(table, phases)
+            if (table["measure"] == "sharpness").any()
+            else None
+        ),
     }
     out, skipped = {}, []
     for name, recipe in recipes.items():

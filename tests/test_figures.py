@@ -169,3 +169,24 @@ def test_no_figure_shows_two_series_in_one_colour(key_freqs):
                 assert distance >= 60, (
                     f"{name}: {a!r} and {b!r} look alike ({colours[a]}, {colours[b]})"
                 )
+
+
+def test_sharpness_is_drawn_only_when_the_analysis_computed_it():
+    import pandas as pd
+
+    table = synthetic_table(p=13)
+    summary = synthetic_summary(p=13)
+    config = RunConfig(p=13, n_heads=4)
+    assert "sharpness" not in figures.draw_figures(table, summary, config)
+    rows = pd.DataFrame(
+        {
+            "epoch": [0, 0, 100, 100, 200],
+            "measure": ["sharpness"] * 5,
+            "key": ["", "iterations", "", "iterations", ""],
+            "value": [1.5, 12.0, 40.0, 9.0, float("nan")],  # NaN: not computed there
+        }
+    )
+    drawn = figures.draw_figures(pd.concat([table, rows]), summary, config)
+    sharp = next(t for t in drawn["sharpness"].data if t.name == "sharpness")
+    assert list(sharp.x) == [0, 100] and list(sharp.y) == [1.5, 40.0]
+    assert drawn["sharpness"].layout.yaxis.type == "log"

@@ -30,6 +30,7 @@ from grokinterp.plots.curves import (
     metric_curves,
     neurons_per_frequency,
     progress_losses,
+    sharpness_curve,
     spectrum_heatmap,
     weight_norm_decay,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "neuron_picture",
     "neurons_per_frequency",
     "progress_losses",
+    "sharpness_curve",
     "spectrum_bar",
     "spectrum_heatmap",
     "weight_norm_decay",

@@ -149,6 +149,39 @@ def gini_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Figure:
     return fig
 
 
+def sharpness_curve(table: pd.DataFrame, phases: Phases | None = None) -> go.Figure:
+    """Top Hessian eigenvalue of the train loss at the checkpoints where it was computed
+    (the opt-in ``sharpness`` measure), with the train loss for scale (log axis).
+
+    Near zero train loss the cross-entropy Hessian shrinks with the loss itself, so the two
+    curves are drawn together: a fall in sharpness that only follows the loss is not a
+    flatter solution as such.
+    """
+    sharp = measure_series(table, "sharpness")
+    if sharp.empty:
+        raise KeyError("sharpness (no checkpoint has a finite value)")
+    fig = _figure(
+        "Sharpness: top Hessian eigenvalue of the train loss",
+        "epoch",
+        "sharpness (top eigenvalue); train loss (nats)",
+        log_y=True,
+    )
+    positive = sharp[sharp > 0]
+    fig.add_trace(
+        go.Scatter(
+            x=positive.index.values,
+            y=positive.values,
+            mode="lines+markers",
+            name="sharpness",
+            line={"color": PALETTE["norm"]},
+            marker={"size": 7},
+        )
+    )
+    fig.add_trace(_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
+    _shade_phases(fig, phases)
+    return fig
+
+
 # ---------------------------------------------------------------------------- (4) progress
 
 
