@@ -56,6 +56,7 @@ ALIASES = {
     "init_scale": "scale",
     "stop_after_grok": "stop",
     "warmup_steps": "warmup",
+    "operation": "",  # the task's own name reads best: add-wd1, mul-wd1
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
