@@ -111,7 +111,7 @@ def test_bad_specs_are_refused_naming_the_field(changes, message):
 def test_a_combination_refused_by_runconfig_names_the_run():
     grid = {"operation": ["add", "mul"], "p": [11, 15]}
     spec = spec_dict(base={"epochs": 50}, grid=grid, zip=None, seeds=None)
-    with pytest.raises(SpecError, match=r"run operationmul-p15 .*'mul' needs a prime p"):
+    with pytest.raises(SpecError, match=r"run mul-p15 .*'mul' needs a prime p"):
         parse_spec(spec)
 
 
