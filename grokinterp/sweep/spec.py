@@ -24,9 +24,10 @@ vary across the sweep, e.g. ``wd0.5-lr0.001-init999-data598``.  A field may appe
 one place only (``[base]``, one axis, or ``seeds`` for init_seed/data_seed); ``name`` is
 set by the sweep.  ``checkpoints`` defaults to :data:`grokinterp.schedule.SWEEP_SCHEDULE`.
 
-Everything is checked before any run starts: unknown keys and fields, empty axes, zip
-lists of unequal length, and every run's config through :class:`RunConfig`; each error
-names the field (and the run) to fix.
+Everything is checked before any run starts: unknown keys and fields, empty axes, a grid
+axis that repeats a value, zip lists of unequal length or a zip entry that repeats an
+earlier one (one zip list alone may repeat a value), and every run's config through
+:class:`RunConfig`; each error names the field (and the run) to fix.
 """
 
 from __future__ import annotations
