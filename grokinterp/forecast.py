@@ -445,10 +445,10 @@ def _grokked_cuts(source, fractions: Sequence[float]) -> tuple[list[dict], list[
             mem = t_mem(*_finite(m["epoch"], m["train_acc"]), threshold=ACC).epoch
             grok = t_grok(*_finite(m["epoch"], m["test_acc"]), threshold=ACC).epoch
         except RunFileError as err:
-            skipped.append({"run": str(path), "why": str(err)})
+            skipped.append({"run": path.name, "why": str(err)})
             continue
         if mem is None or grok is None:
-            skipped.append({"run": str(path), "why": "did not grok"})
+            skipped.append({"run": path.name, "why": "did not grok"})
             continue
         setting = {
             k: v
@@ -459,7 +459,7 @@ def _grokked_cuts(source, fractions: Sequence[float]) -> tuple[list[dict], list[
             cut = int(mem + f * (grok - mem))
             if run.epochs[-1] < cut:
                 why = f"checkpoints end at {run.epochs[-1]} < cut {cut}"
-                skipped.append({"run": str(path), "fraction": f, "why": why})
+                skipped.append({"run": path.name, "fraction": f, "why": why})
                 continue
             row = {
                 "run": path.name,
@@ -530,9 +530,23 @@ def calibrate_forecast(
     per cut (:func:`calibration_from_curves`).  Use it for a setup unlike the one
     :data:`CALIBRATION` was measured on (docs/forecast.md)."""
     cuts, _ = _grokked_cuts(source, fractions)
+    shown = [f"{f:.3g}" for f in fractions]
     return _calibration_of(
-        cuts, f"{len({c['run'] for c in cuts})} runs of {source}, cuts at f = {list(fractions)}"
+        cuts,
+        f"{len({c['run'] for c in cuts})} grokked runs of {_describe(source)}, cuts at f = {shown}",
     )
+
+
+def _describe(source) -> str:
+    """A source as a reader knows it: a sweep by its spec name, a folder by its name."""
+    from grokinterp.sweep import is_sweep
+    from grokinterp.sweep.manifest import read_manifest
+
+    if isinstance(source, (str, Path)):
+        if is_sweep(source):
+            return f"sweep {read_manifest(source)['spec'].get('name', Path(source).name)!r}"
+        return f"folder {Path(source).name!r}"
+    return "the runs given"
 
 
 LEAVE_OUT = ("run", "setting")
@@ -668,7 +682,12 @@ def forecast_figure(evaluation: dict):
                 line={"color": "#888", "dash": "dash"},
             )
         )
-    _style(fig, "T_grok forecast from the plateau, cut at T_mem + f (T_grok - T_mem)")
+    title = "T_grok forecast from the plateau, cut at T_mem + f (T_grok - T_mem)"
+    leave_out = evaluation.get("leave_out")
+    if leave_out:
+        others = "the other runs" if leave_out == "run" else "the runs of other settings"
+        title += f"<br><sub>each run calibrated on {others}</sub>"
+    _style(fig, title)
     fig.update_layout(xaxis_title="actual T_grok (epoch)", yaxis_title="forecast T_grok (epoch)")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
