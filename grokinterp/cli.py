@@ -501,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
     )
     p_figures.add_argument(
-        "--color-by", help="sweep: the swept field that colours the curves (default: the first)"
+        "--color-by",
+        help="sweep: the field that colours the curves, or 'name' (a colour per run); "
+        "default: the first swept field, or 'name' for a sweep with [zip] lists",
     )
     p_figures.set_defaults(func=_cmd_figures)
 

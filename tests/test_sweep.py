@@ -197,6 +197,30 @@ def test_sweep_figures_mark_censored_cells():
     assert len(censored) == 1 and list(censored[0].y) == [1000.0]
 
 
+def test_curves_coloured_by_run_name_tell_zipped_runs_apart():
+    import numpy as np
+    import pandas as pd
+
+    from grokinterp.sweep.figures import accuracy_loss_curves
+
+    # a zip of (grokfast, lr): two runs share grokfast = none, two share lr = 1e-3
+    table = pd.DataFrame(
+        {
+            "name": ["ema-lr0.001", "none-lr0.001", "none-lr0.003"],
+            "grokfast": ["ema", "none", "none"],
+            "lr": [1e-3, 1e-3, 3e-3],
+        }
+    )
+    m = {"epoch": np.arange(3), "test_acc": np.ones(3), "test_loss": np.ones(3)}
+    curves = {name: m for name in table["name"]}
+    by_field = accuracy_loss_curves(curves, table, "grokfast")
+    assert len({t.line.color for t in by_field.data}) == 2  # two runs drawn alike
+    by_name = accuracy_loss_curves(curves, table, "name")
+    legend = [t.name for t in by_name.data if t.showlegend]
+    assert legend == [f"name = {n}" for n in table["name"]]
+    assert len({t.line.color for t in by_name.data}) == 3
+
+
 # --- resume after a kill ------------------------------------------------------------------
 
 TINY = Path(__file__).resolve().parent / "data" / "sweep-tiny.toml"

@@ -118,7 +118,7 @@ def accuracy_loss_curves(
     curves: {run name: {"epoch", "test_acc", "test_loss"}} (the logged metrics).
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06)
-    by_name = table.set_index("name")
+    by_name = table.set_index("name", drop=False)  # color_by may be "name": a colour per run
     colors = value_colors(by_name.loc[list(curves), color_by])
     shown: set[Any] = set()
     for name, m in curves.items():
@@ -255,11 +255,14 @@ def draw_sweep_figures(
     """Every sweep figure by name, and the table of runs they were drawn from."""
     sweep_dir = Path(sweep_dir)
     table = load_sweep(sweep_dir)
-    fields = swept_fields(table, read_manifest(sweep_dir).get("spec"))
+    spec = read_manifest(sweep_dir).get("spec") or {}
+    fields = swept_fields(table, spec)
     if color_by is not None and color_by not in table:
-        raise OptionError(f"--color-by {color_by!r} is not a config field")
+        raise OptionError(f"--color-by {color_by!r} is not a config field (or 'name')")
     axes = [f for f in fields if f not in SEED_FIELDS]
-    color_by = color_by or (axes or fields or ["p"])[0]
+    # Zipped fields vary together, so no one of them tells the runs apart: colour by run.
+    default = "name" if spec.get("zip") else (axes or fields or ["p"])[0]
+    color_by = color_by or default
     figures: dict[str, go.Figure] = {}
     finished = table[table["status"].isin(["done", "censored"])]
     curves = _curves(sweep_dir, finished["name"])
