@@ -118,6 +118,23 @@ def test_a_damaged_run_is_named_and_the_rest_still_tabled(small_sweep, tmp_path,
     assert table.loc[DONE, "problem"] == "" and table.loc[DONE, "T_grok"] == 135
 
 
+def test_a_manifest_from_before_a_config_field_existed_tables_its_default(small_sweep, tmp_path):
+    import pandas as pd
+
+    sweep_dir, _, _ = small_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for entry in manifest["runs"].values():
+        for field in ("optimizer", "dropout", "grokfast"):
+            del entry["config"][field]  # as written before these options existed
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    old, new = load_sweep(copy), load_sweep(sweep_dir)
+    assert list(old["optimizer"]) == ["adamw"] * 3 and list(old["dropout"]) == [0.0] * 3
+    pd.testing.assert_frame_equal(old.drop(columns=["wall_s", "disk_bytes"]),
+                                  new.drop(columns=["wall_s", "disk_bytes"]))  # fmt: skip
+
+
 @pytest.mark.slow
 def test_rerun_skips_finished_runs_and_retries_failed_ones_on_request(small_sweep, tmp_path):
     sweep_dir, spec, _ = small_sweep

@@ -41,7 +41,7 @@ import pandas as pd
 
 from grokinterp import files
 from grokinterp.analysis import read_table
-from grokinterp.config import RunConfig
+from grokinterp.config import ConfigError, RunConfig
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
 
@@ -96,6 +96,16 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     return row
 
 
+def _full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's run config with every field: one written before a field existed reads
+    it at its default, which trains as those runs did (docs/run-format.md), so the tables
+    of an old and a new sweep of the same spec agree."""
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except ConfigError:  # not a config this version can read: show what is there
+        return config
+
+
 def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """The table of runs of a sweep folder, one row per run in the manifest's order."""
     sweep_dir = Path(sweep_dir)
@@ -104,7 +114,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     rows = []
     for name, entry in manifest["runs"].items():
         row: dict[str, Any] = {"name": name, "status": entry["status"], "error": entry["error"]}
-        row.update({f: entry["config"].get(f) for f in config_fields})
+        row.update({f: _full_config(entry["config"]).get(f) for f in config_fields})
         row["grokked"] = False
         row["problem"] = ""
         if entry["status"] in FINISHED:
