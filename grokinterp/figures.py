@@ -131,6 +131,16 @@ def _slider_figures(run_dir: Path) -> dict[str, go.Figure]:
     except RunFileError as err:
         log.info("no epoch-slider figures: %s", err)
         return {}
+    if run.config.operation != "add":
+        # Their spectra, neuron frequencies and logit profile are those of (a + b) mod p in
+        # the Z_p basis (as the ablations, grokinterp.ablation); for another task they
+        # would draw the wrong basis, so they are left out rather than drawn misleadingly.
+        log.warning(
+            "no epoch-slider figures for operation %r: they are drawn for add only (the "
+            "static figures use the task's basis, docs/tasks.md)",
+            run.config.operation,
+        )
+        return {}
     return scrub_figures(run) if run.epochs else {}
 
 
@@ -154,12 +164,28 @@ def draw_figures(
     neurons = summary.get("neurons") or {}  # None for a task without a Fourier basis
     threshold = float(neurons.get("threshold", 0.85))
     last_epoch = int(table["epoch"].max()) if len(table) else None
+    # A task whose circuit lives in another basis (mul, div: the discrete log) says so.
+    basis = summary.get("basis")
+    where = f" ({basis} basis)" if basis and basis != "Z_p" else ""
+    final = f" at epoch {last_epoch}{where} (key frequencies marked)"
+
+    def titled(what: str, suffix: str) -> str | None:
+        return f"Fourier spectrum of {what}{suffix}" if where else None
+
     recipes = {
         "loss": lambda: plots.loss_curves(table, phases),
-        "embed_spectrum": lambda: plots.spectrum_heatmap(table, "embed_freq_norm"),
-        "embed_spectrum_final": lambda: plots.spectrum_bar(table, keys, "embed_freq_norm"),
-        "wl_spectrum": lambda: plots.spectrum_heatmap(table, "wl_freq_norm"),
-        "wl_spectrum_final": lambda: plots.spectrum_bar(table, keys, "wl_freq_norm"),
+        "embed_spectrum": lambda: plots.spectrum_heatmap(
+            table, "embed_freq_norm", titled("W_E", f" over training{where}")
+        ),
+        "embed_spectrum_final": lambda: plots.spectrum_bar(
+            table, keys, "embed_freq_norm", title=titled("W_E", final)
+        ),
+        "wl_spectrum": lambda: plots.spectrum_heatmap(
+            table, "wl_freq_norm", titled("W_L = W_out W_U", f" over training{where}")
+        ),
+        "wl_spectrum_final": lambda: plots.spectrum_bar(
+            table, keys, "wl_freq_norm", title=titled("W_L = W_out W_U", final)
+        ),
         "gini": lambda: plots.gini_curves(table, phases),
         "progress_losses": lambda: plots.progress_losses(table, phases),
         "excluded_loss_per_frequency": lambda: plots.excluded_loss_per_frequency(

@@ -190,3 +190,23 @@ def test_sharpness_is_drawn_only_when_the_analysis_computed_it():
     sharp = next(t for t in drawn["sharpness"].data if t.name == "sharpness")
     assert list(sharp.x) == [0, 100] and list(sharp.y) == [1.5, 40.0]
     assert drawn["sharpness"].layout.yaxis.type == "log"
+
+
+def test_a_task_in_another_basis_says_so_and_gets_no_add_only_sliders(tmp_path, caplog):
+    from grokinterp.bench import write_random_run
+    from tests.conftest import tiny_config
+
+    table = synthetic_table(p=13)
+    summary = {**synthetic_summary(p=13), "basis": "discrete log to g=2 (Z_12)"}
+    drawn = figures.draw_figures(table, summary, RunConfig(p=13, n_heads=4))
+    for name in ("embed_spectrum", "embed_spectrum_final", "wl_spectrum", "wl_spectrum_final"):
+        assert "(discrete log to g=2 (Z_12) basis)" in drawn[name].layout.title.text, name
+    plain = figures.draw_figures(table, synthetic_summary(p=13), RunConfig(p=13, n_heads=4))
+    assert "basis" not in plain["embed_spectrum_final"].layout.title.text
+    # the epoch sliders draw (a + b) mod p in Z_p: a mul run gets none, and is told why
+    mul = write_random_run(tiny_config(operation="mul"), tmp_path / "mul", n_checkpoints=2)
+    with caplog.at_level(logging.WARNING):
+        assert figures._slider_figures(mul.path) == {}
+    assert "drawn for add only" in caplog.text
+    add = write_random_run(tiny_config(), tmp_path / "add", n_checkpoints=2)
+    assert "scrub_embedding_spectrum" in figures._slider_figures(add.path)
