@@ -166,8 +166,8 @@ def draw_figures(
     last_epoch = int(table["epoch"].max()) if len(table) else None
     # A task whose circuit lives in another basis (mul, div: the discrete log) says so.
     basis = summary.get("basis")
-    where = f" ({basis} basis)" if basis and basis != "Z_p" else ""
-    final = f" at epoch {last_epoch}{where} (key frequencies marked)"
+    where = f", {basis} basis" if basis and basis != "Z_p" else ""
+    final = f" at epoch {last_epoch}{where}"
 
     def titled(what: str, suffix: str) -> str | None:
         return f"Fourier spectrum of {what}{suffix}" if where else None

@@ -200,7 +200,7 @@ def test_a_task_in_another_basis_says_so_and_gets_no_add_only_sliders(tmp_path, 
     summary = {**synthetic_summary(p=13), "basis": "discrete log to g=2 (Z_12)"}
     drawn = figures.draw_figures(table, summary, RunConfig(p=13, n_heads=4))
     for name in ("embed_spectrum", "embed_spectrum_final", "wl_spectrum", "wl_spectrum_final"):
-        assert "(discrete log to g=2 (Z_12) basis)" in drawn[name].layout.title.text, name
+        assert ", discrete log to g=2 (Z_12) basis" in drawn[name].layout.title.text, name
     plain = figures.draw_figures(table, synthetic_summary(p=13), RunConfig(p=13, n_heads=4))
     assert "basis" not in plain["embed_spectrum_final"].layout.title.text
     # the epoch sliders draw (a + b) mod p in Z_p: a mul run gets none, and is told why
