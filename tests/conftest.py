@@ -1,7 +1,12 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
+from grokinterp import files
 from grokinterp.config import RunConfig
+from grokinterp.sweep.manifest import read_manifest, run_dir
 from grokinterp.train import train
 
 
@@ -59,3 +64,23 @@ def grokking_run(tmp_path_factory):
     run = train(grokking_config(), tmp_path_factory.mktemp("runs") / "groks")
     analyze(run)
     return run
+
+
+def assert_same_runs(reference: Path, other: Path) -> None:
+    """Same statuses, and every training file of every run byte-identical."""
+    ref_runs, new_runs = read_manifest(reference)["runs"], read_manifest(other)["runs"]
+    assert {n: r["status"] for n, r in new_runs.items()} == {
+        n: r["status"] for n, r in ref_runs.items()
+    }
+    for name in ref_runs:
+        a, b = run_dir(reference, name), run_dir(other, name)
+        ckpts = sorted(p.name for p in (a / files.CHECKPOINT_DIR).iterdir())
+        assert ckpts and ckpts == sorted(p.name for p in (b / files.CHECKPOINT_DIR).iterdir())
+        rels = [f"{files.CHECKPOINT_DIR}/{c}" for c in ckpts]
+        for rel in [*rels, files.OPTIMIZER, files.METRICS, files.CONFIG, files.SPLIT]:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), (name, rel)
+        assert (
+            json.loads((a / files.SUMMARY).read_text())["phases"]
+            == json.loads((b / files.SUMMARY).read_text())["phases"]
+        )
+        assert not list(b.rglob("*.tmp"))

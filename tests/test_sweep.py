@@ -19,6 +19,7 @@ from grokinterp.storage import read_json
 from grokinterp.sweep import InlineBackend, load_sweep, run_sweep
 from grokinterp.sweep import worker as worker_module
 from grokinterp.sweep.manifest import MANIFEST, RUNS_TABLE, read_manifest, run_dir
+from tests.conftest import assert_same_runs
 
 # Three runs of a model that groks at epoch 135 with lr 3e-2 (T_mem 45): lr 3e-2 is done
 # (stopped 20 epochs after T_grok), lr 1e-3 is censored at the 170-epoch cap, and the
@@ -271,24 +272,5 @@ def test_a_sweep_killed_mid_run_resumes_byte_identical(tmp_path):
     assert statuses & {"running", "pending"}, "the sweep finished before it could be killed"
 
     subprocess.run(_sweep_cli(*args), env=env, check=True)
-    ref_runs, new_runs = read_manifest(reference)["runs"], read_manifest(killed)["runs"]
-    assert {n: r["status"] for n, r in new_runs.items()} == {
-        n: r["status"] for n, r in ref_runs.items()
-    }
-    for name in ref_runs:
-        a, b = run_dir(reference, name), run_dir(killed, name)
-        ckpts = sorted(p.name for p in (a / files.CHECKPOINT_DIR).iterdir())
-        assert ckpts == sorted(p.name for p in (b / files.CHECKPOINT_DIR).iterdir())
-        for rel in [f"{files.CHECKPOINT_DIR}/{c}" for c in ckpts] + [
-            files.OPTIMIZER,
-            files.METRICS,
-            files.CONFIG,
-            files.SPLIT,
-        ]:
-            assert (a / rel).read_bytes() == (b / rel).read_bytes(), (name, rel)
-        assert (
-            json.loads((a / files.SUMMARY).read_text())["phases"]
-            == json.loads((b / files.SUMMARY).read_text())["phases"]
-        )
-        assert not list(b.rglob("*.tmp"))
+    assert_same_runs(reference, killed)
     assert (killed / MANIFEST).is_file()

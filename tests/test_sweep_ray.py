@@ -4,7 +4,6 @@ The README's test command installs Ray (``pip install -e '.[dev,ray]'``); elsewh
 tests are skipped when Ray is missing, except under CI, where a missing Ray fails them.
 """
 
-import json
 import os
 import signal
 import threading
@@ -16,6 +15,7 @@ import pytest
 from grokinterp import files
 from grokinterp.sweep import InlineBackend, LocalBackend, run_sweep
 from grokinterp.sweep.manifest import MANIFEST, read_manifest, run_dir
+from tests.conftest import assert_same_runs
 
 if os.environ.get("CI"):
     import ray
@@ -74,26 +74,6 @@ def local_ray():
 
 def test_the_local_ray_is_on_the_loopback_address(local_ray):
     assert {node["NodeManagerAddress"] for node in local_ray.nodes()} == {"127.0.0.1"}
-
-
-def assert_same_runs(reference: Path, other: Path) -> None:
-    """Same statuses, and every training file of every run byte-identical."""
-    ref_runs, new_runs = read_manifest(reference)["runs"], read_manifest(other)["runs"]
-    assert {n: r["status"] for n, r in new_runs.items()} == {
-        n: r["status"] for n, r in ref_runs.items()
-    }
-    for name in ref_runs:
-        a, b = run_dir(reference, name), run_dir(other, name)
-        ckpts = sorted(p.name for p in (a / files.CHECKPOINT_DIR).iterdir())
-        assert ckpts and ckpts == sorted(p.name for p in (b / files.CHECKPOINT_DIR).iterdir())
-        rels = [f"{files.CHECKPOINT_DIR}/{c}" for c in ckpts]
-        for rel in [*rels, files.OPTIMIZER, files.METRICS, files.CONFIG, files.SPLIT]:
-            assert (a / rel).read_bytes() == (b / rel).read_bytes(), (name, rel)
-        assert (
-            json.loads((a / files.SUMMARY).read_text())["phases"]
-            == json.loads((b / files.SUMMARY).read_text())["phases"]
-        )
-        assert not list(b.rglob("*.tmp"))
 
 
 def within(seconds: float, fn, *args, **kwargs):
