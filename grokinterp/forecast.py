@@ -399,18 +399,25 @@ def forecast_t_grok(
             upto=data["upto"],
             t_mem=data["t_mem"],
         )
+    return _forecast_plateau(data, calibration, n_boot, seed)
+
+
+def _forecast_plateau(
+    curves: dict, calibration: Calibration, n_boot: int, seed: int = 0
+) -> Forecast:
+    """:func:`forecast_from_curves` on a :func:`plateau_curves` dict, with its key freqs."""
     found = forecast_from_curves(
-        data["epochs"],
-        data["restricted_loss"],
-        data["weight_norm_sq"],
-        data["t_mem"],
-        data["peak_norm_sq"],
-        upto=data["upto"],
+        curves["epochs"],
+        curves["restricted_loss"],
+        curves["weight_norm_sq"],
+        curves["t_mem"],
+        curves["peak_norm_sq"],
+        upto=curves["upto"],
         calibration=calibration,
         n_boot=n_boot,
         seed=seed,
     )
-    return Forecast(**{**asdict(found), "key_freqs": data["key_freqs"]})
+    return Forecast(**{**asdict(found), "key_freqs": curves["key_freqs"]})
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -587,16 +594,7 @@ def evaluate_forecast(
                 others = [c for c in cuts if c[leave_out] != cut[leave_out]]
                 row["calibrated_on"] = sorted({c["run"] for c in others})
                 cal = _calibration_of(others, f"the other {leave_out}s")
-            fc = forecast_from_curves(
-                curves["epochs"],
-                curves["restricted_loss"],
-                curves["weight_norm_sq"],
-                curves["t_mem"],
-                curves["peak_norm_sq"],
-                upto=curves["upto"],
-                calibration=cal,
-                n_boot=n_boot,
-            )
+            fc = _forecast_plateau(curves, cal, n_boot)
         except OptionError as err:
             rows.append({**row, "forecast": None, "error": str(err)})
             continue
@@ -612,7 +610,7 @@ def evaluate_forecast(
                 "inside": fc.low is not None and fc.low <= grok <= fc.high,
                 "restricted_estimate": fc.restricted.get("estimate"),
                 "norm_estimate": fc.norm.get("estimate"),
-                "key_freqs": curves["key_freqs"],
+                "key_freqs": fc.key_freqs,
                 "n_points": fc.n_points,
             }
         )
