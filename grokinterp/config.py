@@ -34,12 +34,10 @@ _UNNAMED = frozenset(
         "stop_after_grok", "eval_every", "checkpoints", "fast_path",
     }
 )  # fmt: skip
-_NAME_ALIASES = {
-    "weight_decay": "wd",
-    "frac_train": "frac",
-    "warmup_steps": "warmup",
-    "batch_size": "batch",
-}
+# Short names of fields in run names, shared with the sweep's run names
+# (grokinterp.sweep.spec.ALIASES extends them); other fields appear under their own name.
+FIELD_ALIASES = {"weight_decay": "wd", "frac_train": "frac", "warmup_steps": "warmup"}
+_NAME_ALIASES = {**FIELD_ALIASES, "batch_size": "batch"}
 
 
 @dataclass(frozen=True)

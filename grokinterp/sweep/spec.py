@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from grokinterp.config import ConfigError, RunConfig
+from grokinterp.config import FIELD_ALIASES, ConfigError, RunConfig
 from grokinterp.schedule import SWEEP_SCHEDULE
 
 __all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec"]
@@ -50,13 +50,11 @@ SEED_FIELDS = ("init_seed", "data_seed")
 
 # Short names used in run names; other fields appear under their own name.
 ALIASES = {
-    "weight_decay": "wd",
+    **FIELD_ALIASES,
     "init_seed": "init",
     "data_seed": "data",
-    "frac_train": "frac",
     "init_scale": "scale",
     "stop_after_grok": "stop",
-    "warmup_steps": "warmup",
     "operation": "",  # the task's own name reads best: add-wd1, mul-wd1
 }
 
