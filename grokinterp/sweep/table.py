@@ -114,7 +114,8 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     rows = []
     for name, entry in manifest["runs"].items():
         row: dict[str, Any] = {"name": name, "status": entry["status"], "error": entry["error"]}
-        row.update({f: _full_config(entry["config"]).get(f) for f in config_fields})
+        config = _full_config(entry["config"])
+        row.update({f: config.get(f) for f in config_fields})
         row["grokked"] = False
         row["problem"] = ""
         if entry["status"] in FINISHED:
