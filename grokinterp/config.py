@@ -38,6 +38,17 @@ _UNNAMED = frozenset(
 # (grokinterp.sweep.spec.ALIASES extends them); other fields appear under their own name.
 FIELD_ALIASES = {"weight_decay": "wd", "frac_train": "frac", "warmup_steps": "warmup"}
 _NAME_ALIASES = {**FIELD_ALIASES, "batch_size": "batch"}
+# Characters a run name (a folder name) may not hold; each becomes "_".
+UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+=-]")
+
+
+def name_value(value: Any) -> str:
+    """A field value as run names write it: floats by ``g`` (1e-3 -> 0.001), bools lower."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -240,9 +251,8 @@ class RunConfig:
             elif isinstance(value, bool):
                 parts.append(f.name if value else f"no{f.name}")
             else:
-                shown = format(value, "g") if isinstance(value, float) else str(value)
-                parts.append(f"{_NAME_ALIASES.get(f.name, f.name)}{shown}")
-        return re.sub(r"[^A-Za-z0-9._+=-]", "_", "-".join(parts))
+                parts.append(f"{_NAME_ALIASES.get(f.name, f.name)}{name_value(value)}")
+        return UNSAFE_NAME_CHARS.sub("_", "-".join(parts))
 
     # serialisation
     def to_dict(self) -> dict[str, Any]:

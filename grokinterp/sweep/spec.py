@@ -33,13 +33,18 @@ earlier one (one zip list alone may repeat a value), and every run's config thro
 from __future__ import annotations
 
 import itertools
-import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from grokinterp.config import FIELD_ALIASES, ConfigError, RunConfig
+from grokinterp.config import (
+    FIELD_ALIASES,
+    UNSAFE_NAME_CHARS,
+    ConfigError,
+    RunConfig,
+    name_value,
+)
 from grokinterp.schedule import SWEEP_SCHEDULE
 
 __all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec"]
@@ -58,7 +63,7 @@ ALIASES = {
     "operation": "",  # the task's own name reads best: add-wd1, mul-wd1
 }
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+_UNSAFE = UNSAFE_NAME_CHARS
 
 
 class SpecError(ConfigError):
@@ -138,17 +143,9 @@ def _key(value: Any) -> tuple:
     return (type(value) is bool, float(value)) if isinstance(value, int | float) else (2, value)
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return format(value, "g")
-    return str(value)
-
-
 def run_name(combo: dict[str, Any], varying: list[str]) -> str:
     """``wd1-lr0.001-init999-data598``: alias and value of each varying field."""
-    parts = [f"{ALIASES.get(f, f)}{_format(combo[f])}" for f in varying]
+    parts = [f"{ALIASES.get(f, f)}{name_value(combo[f])}" for f in varying]
     return _UNSAFE.sub("_", "-".join(parts))
 
 
