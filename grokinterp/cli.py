@@ -305,18 +305,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from grokinterp.figures import write_figures
+    from grokinterp import files
+    from grokinterp.figures import write_figures, write_sweep_figures
     from grokinterp.run import find_runs
     from grokinterp.sweep import is_sweep
 
     if is_sweep(args.path):
-        from grokinterp.sweep.figures import write_sweep_figures
-
         written = write_sweep_figures(
             args.path, formats=tuple(args.formats.split(",")), color_by=args.color_by
         )
-        report = [p for p in written if p.name == "report.html"]
-        print(f"{args.path}: wrote {len(written)} files in {Path(args.path) / 'figures'}")
+        report = [p for p in written if p.name == files.REPORT]
+        print(f"{args.path}: wrote {len(written)} files in {Path(args.path) / files.FIGURES_DIR}")
         if report:
             print(f"  open {report[0].resolve().as_uri()}")
         return 0
@@ -325,8 +324,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     formats = tuple(args.formats.split(","))
     for run_dir in runs:
         written = write_figures(run_dir, formats=formats)
-        report = [p for p in written if p.name == "report.html"]
-        print(f"{run_dir}: wrote {len(written)} files in {run_dir / 'figures'}")
+        report = [p for p in written if p.name == files.REPORT]
+        print(f"{run_dir}: wrote {len(written)} files in {run_dir / files.FIGURES_DIR}")
         if report:
             print(f"  open {report[0].resolve().as_uri()}")
     return 0
@@ -344,13 +343,14 @@ def _parse_fractions(text: str) -> tuple[float, ...]:
 def _cmd_forecast(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from grokinterp import files
+    from grokinterp.figures import write_evaluation
     from grokinterp.forecast import (
         CALIBRATION,
         Calibration,
         calibrate_forecast,
         evaluate_forecast,
         forecast_t_grok,
-        write_evaluation,
     )
     from grokinterp.storage import write_json
 
@@ -375,7 +375,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             raise CliError("--leave-out and --calibration go with --evaluate")
         found = calibrate_forecast(args.path, fractions=fractions)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "forecast-calibration.json", found.to_dict())
+        write_json(out / files.FORECAST_CALIBRATION, found.to_dict())
         r, c = found.restricted_ratio, found.critical_norm
         print(
             f"{len(r)} cuts: restricted_ratio median {np.median(r):.3f} "
@@ -383,8 +383,8 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             f"[{min(c):.3f}, {max(c):.3f}]"
         )
         print(
-            f"wrote {out / 'forecast-calibration.json'}; use it with 'grokinterp forecast RUN "
-            f"--calibration {out / 'forecast-calibration.json'}'"
+            f"wrote {out / files.FORECAST_CALIBRATION}; use it with 'grokinterp forecast RUN "
+            f"--calibration {out / files.FORECAST_CALIBRATION}'"
         )
         return 0
     if args.leave_out and args.calibration:
@@ -414,7 +414,9 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def _cmd_laws(args: argparse.Namespace) -> int:
-    from grokinterp.laws import format_laws, write_laws
+    from grokinterp import files
+    from grokinterp.figures import write_laws
+    from grokinterp.laws import format_laws
 
     norms = tuple(n.strip() for n in args.norms.split(","))
     fit, written = write_laws(
@@ -425,8 +427,9 @@ def _cmd_laws(args: argparse.Namespace) -> int:
         formats=[f.strip() for f in args.formats.split(",")],
     )
     print(format_laws(fit))
-    figures = [p for p in written if p.parent.name == "figures"]
-    print(f"wrote {written[0]} and {len(figures)} figure files in {written[0].parent / 'figures'}")
+    figures = [p for p in written if p.parent.name == files.FIGURES_DIR]
+    folder = written[0].parent / files.FIGURES_DIR
+    print(f"wrote {written[0]} and {len(figures)} figure files in {folder}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Names of everything in a run directory, in one place.
+"""Names of every file grokinterp writes, in one place: a run directory, a sweep folder,
+and the forecast's output folder.
 
 A run directory::
 
@@ -12,7 +13,20 @@ A run directory::
       optimizer.safetensors    AdamW state at the latest checkpoint (for --resume)
       analysis.csv             tidy table: epoch, measure, key, value   (grokinterp analyze)
       summary.json             key frequencies, phases, final values     (grokinterp analyze)
+      frames.npz               the epoch-slider frames                    (grokinterp analyze)
       figures/                 HTML, PNG, SVG figures and report.html    (grokinterp figures)
+        plotly.min.js          plotly.js, once, for the per-figure HTML files
+
+A sweep folder (:mod:`grokinterp.sweep.manifest`)::
+
+    SWEEP/
+      manifest.json  spec.toml  runs/<run name>/  runs.csv  laws.json  figures/
+      .lock  .locks/
+
+The forecast's output folder (``grokinterp forecast --evaluate / --calibrate --out OUT``)::
+
+    OUT/
+      forecast.json  forecast-calibration.json  figures/forecast.{html,png,svg}
 """
 
 from __future__ import annotations
@@ -27,8 +41,24 @@ CHECKPOINT_DIR = "checkpoints"
 OPTIMIZER = "optimizer.safetensors"
 ANALYSIS_TABLE = "analysis.csv"
 SUMMARY = "summary.json"
+FRAMES = "frames.npz"
 FIGURES_DIR = "figures"
 REPORT = "report.html"
+PLOTLY_JS = "plotly.min.js"
+
+# a sweep folder
+MANIFEST = "manifest.json"
+SPEC_COPY = "spec.toml"
+RUNS_DIR = "runs"
+RUNS_TABLE = "runs.csv"
+LAWS_FILE = "laws.json"
+SWEEP_LOCK = ".lock"
+SWEEP_LOCKS_DIR = ".locks"  # one lock file per run, held by the worker training it
+
+# the forecast's output folder
+FORECAST = "forecast.json"
+FORECAST_CALIBRATION = "forecast-calibration.json"
+FORECAST_FIGURE = "forecast"  # figures/forecast.html, .png, .svg
 
 CHECKPOINT_FORMAT = "grokinterp-checkpoint-v1"
 OPTIMIZER_FORMAT = "grokinterp-optimizer-v1"

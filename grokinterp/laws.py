@@ -21,17 +21,16 @@ runs are counted and listed, never fitted as if they grokked.
 
 :func:`fit_laws` takes a table of runs (:func:`grokinterp.load_sweep`) and returns a
 JSON-serialisable dict; :func:`law_points` gives the per-run quantities the figures of
-:mod:`grokinterp.plots.laws` draw; :func:`write_laws` writes ``laws.json`` and the figures
-of a sweep folder (``grokinterp laws SWEEP_DIR``).
+:mod:`grokinterp.plots.laws` draw.  Fits in, numbers out: nothing here reads or writes a
+file; :func:`grokinterp.figures.sweep.write_laws` writes ``laws.json`` and the figures of a
+sweep folder (``grokinterp laws SWEEP_DIR``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,6 @@ from grokinterp.errors import OptionError
 
 __all__ = [
     "DEFAULT_NORMS",
-    "LAWS_FILE",
     "N_BOOT",
     "NORM_POINTS",
     "LawFitError",
@@ -50,13 +48,11 @@ __all__ = [
     "fit_line",
     "format_laws",
     "law_points",
-    "load_or_build_table",
-    "write_laws",
+    "predict",
 ]
 
 log = logging.getLogger(__name__)
 
-LAWS_FILE = "laws.json"
 N_BOOT = 2000
 CI = 0.95
 MIN_RUNS = 3
@@ -427,80 +423,3 @@ def format_laws(fit: dict[str, Any]) -> str:
         if fit[role]:
             lines.append(f"{role} (not fitted): {', '.join(fit[role])}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------- files
-
-
-def _stale(sweep_dir: Path) -> bool:
-    """runs.csv is missing, or older than the manifest or a run's analysis."""
-    from grokinterp import files
-    from grokinterp.sweep.manifest import MANIFEST, RUNS_DIR, RUNS_TABLE
-
-    table = sweep_dir / RUNS_TABLE
-    if not table.is_file():
-        return True
-    made = table.stat().st_mtime_ns
-    sources = [sweep_dir / MANIFEST]
-    for run in (sweep_dir / RUNS_DIR).glob("*"):
-        sources += [run / files.SUMMARY, run / files.ANALYSIS_TABLE]
-    return any(p.is_file() and p.stat().st_mtime_ns > made for p in sources)
-
-
-def load_or_build_table(sweep_dir: str | Path) -> tuple[pd.DataFrame, bool]:
-    """The table of runs of a sweep folder, and whether ``runs.csv`` was (re)written.
-
-    The table is always :func:`grokinterp.load_sweep`'s; when ``runs.csv`` is missing or
-    older than the manifest or a run's analysis it is rewritten, as
-    ``grokinterp analyze SWEEP_DIR`` does.
-    """
-    from grokinterp.sweep import is_sweep, load_sweep, write_runs_table
-
-    sweep_dir = Path(sweep_dir)
-    if not is_sweep(sweep_dir):
-        raise OptionError(f"{sweep_dir} is not a sweep folder (no manifest.json)")
-    if _stale(sweep_dir):
-        return write_runs_table(sweep_dir)[1], True
-    return load_sweep(sweep_dir), False
-
-
-def write_laws(
-    sweep_dir: str | Path,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    norms: Sequence[str] = DEFAULT_NORMS,
-    formats: Iterable[str] = ("html", "png", "svg"),
-) -> tuple[dict[str, Any], list[Path]]:
-    """Fit the laws to a sweep folder; write ``SWEEP/laws.json`` and the law figures under
-    ``SWEEP/figures/`` (HTML; PNG and SVG when a Chromium is found). Returns the fit and
-    the paths written."""
-    from plotly.offline import get_plotlyjs
-
-    from grokinterp.plots.laws import law_figures
-    from grokinterp.storage import atomic_write_text
-    from grokinterp.sweep.manifest import FIGURES_DIR
-
-    formats = list(formats)
-    unknown = set(formats) - {"html", "png", "svg"}
-    if unknown:
-        raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
-    sweep_dir = Path(sweep_dir)
-    table, _ = load_or_build_table(sweep_dir)
-    fit = fit_laws(table, n_boot=n_boot, seed=seed, norms=norms)
-    written = [sweep_dir / LAWS_FILE]
-    atomic_write_text(written[0], json.dumps(fit, indent=2, allow_nan=False) + "\n")
-    figures = law_figures(law_points(table, norms), fit)
-    folder = sweep_dir / FIGURES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    if "html" in formats:
-        atomic_write_text(folder / "plotly.min.js", get_plotlyjs())
-        for name, figure in figures.items():
-            path = folder / f"{name}.html"
-            atomic_write_text(path, figure.to_html(include_plotlyjs="directory", full_html=True))
-            written.append(path)
-    static = [f for f in formats if f != "html"]
-    if static:
-        from grokinterp.sweep.figures import _export_static
-
-        written += _export_static(figures, folder, static)
-    return fit, written

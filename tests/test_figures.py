@@ -9,6 +9,7 @@ from _synthetic_analysis import synthetic_summary, synthetic_table
 
 from grokinterp import figures, files
 from grokinterp.config import RunConfig
+from grokinterp.figures import export
 
 EXPECTED = {
     "loss",
@@ -44,7 +45,7 @@ def synthetic_run(tmp_path):
 
 @pytest.fixture
 def no_browser(monkeypatch):
-    monkeypatch.setattr(figures, "find_browser", lambda: None)
+    monkeypatch.setattr(export, "find_browser", lambda: None)
 
 
 def test_html_figures_and_report(synthetic_run, no_browser):
@@ -52,7 +53,7 @@ def test_html_figures_and_report(synthetic_run, no_browser):
     folder = synthetic_run / files.FIGURES_DIR
     assert {p.stem for p in written if p.suffix == ".html"} >= EXPECTED
     assert all(p.is_file() and p.parent == folder for p in written)
-    assert (folder / figures.PLOTLY_JS).is_file()
+    assert (folder / files.PLOTLY_JS).is_file()
     report = (folder / files.REPORT).read_text()
     assert report.count("* plotly.js v") == 1  # the library inlined exactly once
     assert "<script src=" not in report  # nothing fetched: works offline
@@ -79,8 +80,8 @@ def test_find_browser_honours_env_and_rejects_non_executables(monkeypatch, tmp_p
     fake.chmod(0o644)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("BROWSER_PATH", raising=False)
-    monkeypatch.setattr(figures, "_BROWSER_PATHS", ())
-    monkeypatch.setattr(figures, "_BROWSER_NAMES", ("my-chrome",))
+    monkeypatch.setattr(export, "_BROWSER_PATHS", ())
+    monkeypatch.setattr(export, "_BROWSER_NAMES", ("my-chrome",))
     import choreographer.cli._cli_utils as cli_utils
 
     monkeypatch.setattr(cli_utils, "get_chrome_download_path", lambda **kw: None)

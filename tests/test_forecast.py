@@ -10,6 +10,7 @@ from grokinterp import files
 from grokinterp.bench import write_random_run
 from grokinterp.cli import main
 from grokinterp.errors import OptionError
+from grokinterp.figures import write_evaluation
 from grokinterp.forecast import (
     CALIBRATION,
     Calibration,
@@ -18,7 +19,6 @@ from grokinterp.forecast import (
     evaluate_forecast,
     forecast_from_curves,
     forecast_t_grok,
-    write_evaluation,
 )
 from grokinterp.storage import atomic_write_text, format_metric_rows, metrics_header
 from tests.conftest import tiny_config
@@ -128,7 +128,7 @@ def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, caps
     assert "plateau checkpoints" in result["runs"][0]["error"]
     assert result["median_rel_error"] == {"0.5": None}
     written = write_evaluation(result, tmp_path / "out", formats=("html",))
-    assert {p.name for p in written} == {"forecast.json", "forecast.html"}
+    assert {p.name for p in written} == {"forecast.json", "forecast.html", files.PLOTLY_JS}
     assert json.loads((tmp_path / "out" / "forecast.json").read_text())["fractions"] == [0.5]
     with pytest.raises(OptionError, match="fractions"):
         evaluate_forecast(tmp_path, fractions=(1.5,))

@@ -14,14 +14,13 @@ from grokinterp import files
 from grokinterp.cli import main
 from grokinterp.config import RunConfig
 from grokinterp.errors import OptionError
+from grokinterp.figures.sweep import load_or_build_table, write_sweep_figures
 from grokinterp.laws import (
-    LAWS_FILE,
     LawFitError,
     bootstrap_line,
     fit_laws,
     fit_line,
     law_points,
-    load_or_build_table,
 )
 from grokinterp.storage import write_json
 from grokinterp.sweep import load_sweep
@@ -342,7 +341,7 @@ def test_cli_laws_writes_laws_json_and_figures(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert (sweep / RUNS_TABLE).is_file()  # built, as 'grokinterp analyze' does
-    fit = json.loads((sweep / LAWS_FILE).read_text())
+    fit = json.loads((sweep / files.LAWS_FILE).read_text())
     assert fit["law_a"]["slope"] == pytest.approx(1.0, abs=1e-9)
     assert fit["law_a"]["intercept"] == pytest.approx(math.log(2.0), abs=1e-9)
     assert fit["law_b"]["slope"] == pytest.approx(1.0, rel=1e-6)
@@ -377,7 +376,6 @@ def test_runs_csv_is_rebuilt_only_when_missing_or_stale(tmp_path):
 
 
 def test_the_sweep_report_shows_the_laws_figures(tmp_path):
-    from grokinterp.sweep.figures import write_sweep_figures
 
     sweep = _fake_sweep(tmp_path / "sweep", _law_runs())
     written = {p.name for p in write_sweep_figures(sweep, formats=["html"])}

@@ -186,7 +186,7 @@ def test_cli_analyze_and_figures_of_a_sweep(small_sweep, tmp_path, capsys):
 def test_sweep_figures_mark_censored_cells():
     import pandas as pd
 
-    from grokinterp.sweep.figures import t_grok_heatmap, t_grok_vs_field
+    from grokinterp.plots.sweep import t_grok_heatmap, t_grok_vs_field
 
     table = pd.DataFrame(
         {
@@ -219,7 +219,7 @@ def test_curves_coloured_by_run_name_tell_zipped_runs_apart():
     import numpy as np
     import pandas as pd
 
-    from grokinterp.sweep.figures import accuracy_loss_curves
+    from grokinterp.plots.sweep import accuracy_loss_curves
 
     # a zip of (grokfast, lr): two runs share grokfast = none, two share lr = 1e-3
     table = pd.DataFrame(

@@ -34,19 +34,13 @@ from grokinterp.plots.curves import (
     spectrum_heatmap,
     weight_norm_decay,
 )
-from grokinterp.plots.style import (  # noqa: F401  (and the private helpers, for figure modules)
+from grokinterp.plots.style import (
     FONT,
     HEIGHT,
     PALETTE,
     PHASE_NAMES,
     WIDTH,
     Phases,
-    _figure,
-    _freq_color,
-    _legend_entry,
-    _line,
-    _shade_phases,
-    _style,
     frequency_colors,
 )
 

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from grokinterp.plots.curves import measure_wide
-from grokinterp.plots.style import HEIGHT, PALETTE, WIDTH, _figure, _freq_color, _style
+from grokinterp.plots.style import HEIGHT, PALETTE, WIDTH, freq_color, new_figure, style_figure
 
 
 def spectrum_bar(
@@ -37,7 +37,7 @@ def spectrum_bar(
             x=freqs,
             y=values,
             name="norm",
-            marker_color=[_freq_color(k, key_freqs) for k in freqs],
+            marker_color=[freq_color(k, key_freqs) for k in freqs],
             hovertemplate="frequency %{x}<br>norm %{y:.3g}<extra></extra>",
         )
     )
@@ -49,10 +49,12 @@ def spectrum_bar(
                 text=f"k={k}",
                 showarrow=False,
                 yshift=12,
-                font={"size": 12, "color": _freq_color(k, key_freqs)},
+                font={"size": 12, "color": freq_color(k, key_freqs)},
             )
     what = "W_E" if measure.startswith("embed") else "W_L = W_out W_U"
-    _style(fig, title or f"Fourier spectrum of {what} at epoch {epoch} (key frequencies marked)")
+    style_figure(
+        fig, title or f"Fourier spectrum of {what} at epoch {epoch} (key frequencies marked)"
+    )
     fig.update_xaxes(title_text="frequency k (0 = constant)")
     fig.update_yaxes(title_text="norm of Fourier component")
     fig.update_layout(showlegend=False)
@@ -100,7 +102,7 @@ def attention_maps(maps: np.ndarray, epoch: int | None = None) -> go.Figure:
             col=h + 1,
         )
     when = f" at epoch {epoch}" if epoch is not None else ""
-    _style(
+    style_figure(
         fig,
         f"Attention from '=' to a for every input (a, b){when}",
         width=max(WIDTH, 280 * n_heads + 120),
@@ -152,7 +154,7 @@ def neuron_clusters(
                 marker={"size": 4, "opacity": 0.7},
                 line={"width": 1},
                 fillcolor="rgba(0,0,0,0)",
-                marker_color=_freq_color(k, key_freqs),
+                marker_color=freq_color(k, key_freqs),
             )
         )
     fig.add_hline(
@@ -165,7 +167,7 @@ def neuron_clusters(
     n_dead = int((~alive).sum())
     when = f" at epoch {epoch}" if epoch is not None else ""
     dead = f"; {n_dead} dead neurons left out" if n_dead else ""
-    _style(fig, f"MLP neurons by best frequency{when}{dead}")
+    style_figure(fig, f"MLP neurons by best frequency{when}{dead}")
     fig.update_xaxes(title_text="best frequency of the neuron", type="category")
     fig.update_yaxes(title_text="fraction of variance explained", range=[0, 1.05])
     fig.update_layout(showlegend=len(keys + others) <= 20)
@@ -198,7 +200,9 @@ def embedding_fourier(
         )
     )
     when = f" at epoch {epoch}" if epoch is not None else ""
-    _style(fig, f"Embedding W_E in the Fourier basis{when}", height=max(HEIGHT, 6 * len(labels)))
+    style_figure(
+        fig, f"Embedding W_E in the Fourier basis{when}", height=max(HEIGHT, 6 * len(labels))
+    )
     fig.update_xaxes(title_text="residual-stream dimension")
     fig.update_yaxes(title_text="Fourier component of the input token", autorange="reversed")
     return fig
@@ -259,7 +263,7 @@ def neuron_picture(
     fig.update_xaxes(title_text="component of b", row=1, col=2)
     fig.update_yaxes(title_text="component of a", row=1, col=2)
     which = f" (frequency {freq})" if freq is not None else ""
-    _style(fig, f"MLP neuron {neuron}{which}", width=1100, height=520)
+    style_figure(fig, f"MLP neuron {neuron}{which}", width=1100, height=520)
     return fig
 
 
@@ -272,7 +276,7 @@ def logit_profile(curve: np.ndarray, key_freqs: Sequence[int] = ()) -> go.Figure
     y = np.asarray(curve, dtype=float)
     p = y.shape[0]
     d = np.arange(p)
-    fig = _figure(
+    fig = new_figure(
         "Logits depend on (a + b − c) mod p only, peaking at the answer",
         "d = (a + b − c) mod p",
         "mean centred logit",
@@ -297,7 +301,7 @@ def logit_profile(curve: np.ndarray, key_freqs: Sequence[int] = ()) -> go.Figure
                     y=c * basis[:, i],
                     mode="lines",
                     name=f"{c:.2f}·cos(w_{k} d)",
-                    line={"color": _freq_color(k, key_freqs), "width": 1},
+                    line={"color": freq_color(k, key_freqs), "width": 1},
                 )
             )
         fig.add_trace(

@@ -15,12 +15,12 @@ from grokinterp.plots.style import (
     PALETTE,
     WIDTH,
     Phases,
-    _figure,
-    _freq_color,
-    _line,
-    _log_range,
-    _shade_phases,
-    _style,
+    freq_color,
+    log_range,
+    new_figure,
+    shade_phases,
+    style_figure,
+    trace_line,
 )
 
 # ---------------------------------------------------------------------------- table access
@@ -59,10 +59,10 @@ def measure_wide(table: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 def loss_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Figure:
     """Train and test loss (log scale) over epochs, with the three phases shaded."""
-    fig = _figure("Train and test loss", "epoch", "cross-entropy loss (nats)", log_y=True)
-    fig.add_trace(_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
-    fig.add_trace(_line(measure_series(table, "test_loss"), "test loss", PALETTE["test"]))
-    _shade_phases(fig, phases)
+    fig = new_figure("Train and test loss", "epoch", "cross-entropy loss (nats)", log_y=True)
+    fig.add_trace(trace_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
+    fig.add_trace(trace_line(measure_series(table, "test_loss"), "test loss", PALETTE["test"]))
+    shade_phases(fig, phases)
     return fig
 
 
@@ -96,11 +96,11 @@ def metric_curves(metrics: Mapping[str, np.ndarray], phases: Phases | None = Non
                 row=row,
                 col=1,
             )
-    _style(fig, "Training curves: memorise first, generalise much later", height=700)
+    style_figure(fig, "Training curves: memorise first, generalise much later", height=700)
     fig.update_yaxes(type="log", title_text="cross-entropy (nats)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=2, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
-    _shade_phases(fig, phases, subplots=True)
+    shade_phases(fig, phases, subplots=True)
     return fig
 
 
@@ -127,7 +127,7 @@ def spectrum_heatmap(
         )
     )
     what = "W_E" if measure.startswith("embed") else "W_L = W_out W_U"
-    _style(fig, title or f"Fourier spectrum of {what} over training")
+    style_figure(fig, title or f"Fourier spectrum of {what} over training")
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="frequency k (0 = constant)")
     return fig
@@ -138,14 +138,14 @@ def spectrum_heatmap(
 
 def gini_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Figure:
     """Gini coefficient of the Fourier-component norms of W_E and of W_L over epochs."""
-    fig = _figure(
+    fig = new_figure(
         "Sparsity in the Fourier basis (Gini coefficient)",
         "epoch",
         "Gini coefficient (0 = uniform, 1 = one component)",
     )
-    fig.add_trace(_line(measure_series(table, "gini_embed"), "W_E", PALETTE["embed"]))
-    fig.add_trace(_line(measure_series(table, "gini_wl"), "W_L = W_out W_U", PALETTE["wl"]))
-    _shade_phases(fig, phases)
+    fig.add_trace(trace_line(measure_series(table, "gini_embed"), "W_E", PALETTE["embed"]))
+    fig.add_trace(trace_line(measure_series(table, "gini_wl"), "W_L = W_out W_U", PALETTE["wl"]))
+    shade_phases(fig, phases)
     return fig
 
 
@@ -160,7 +160,7 @@ def sharpness_curve(table: pd.DataFrame, phases: Phases | None = None) -> go.Fig
     sharp = measure_series(table, "sharpness")
     if sharp.empty:
         raise KeyError("sharpness (no checkpoint has a finite value)")
-    fig = _figure(
+    fig = new_figure(
         "Sharpness: top Hessian eigenvalue of the train loss",
         "epoch",
         "sharpness (top eigenvalue); train loss (nats)",
@@ -177,8 +177,8 @@ def sharpness_curve(table: pd.DataFrame, phases: Phases | None = None) -> go.Fig
             marker={"size": 7},
         )
     )
-    fig.add_trace(_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
-    _shade_phases(fig, phases)
+    fig.add_trace(trace_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
+    shade_phases(fig, phases)
     return fig
 
 
@@ -191,29 +191,29 @@ def progress_losses(table: pd.DataFrame, phases: Phases | None = None) -> go.Fig
     Restricted loss (all p^2 pairs) keeps only the key frequencies' cos/sin(w_k(a+b))
     directions of the logits; excluded loss (training pairs) removes them.
     """
-    fig = _figure(
+    fig = new_figure(
         "Progress measures: restricted and excluded loss",
         "epoch",
         "cross-entropy loss (nats)",
         log_y=True,
     )
-    fig.add_trace(_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
-    fig.add_trace(_line(measure_series(table, "test_loss"), "test loss", PALETTE["test"]))
+    fig.add_trace(trace_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
+    fig.add_trace(trace_line(measure_series(table, "test_loss"), "test loss", PALETTE["test"]))
     fig.add_trace(
-        _line(
+        trace_line(
             measure_series(table, "restricted_loss", "all"),
             "restricted loss (all pairs)",
             PALETTE["restricted"],
         )
     )
     fig.add_trace(
-        _line(
+        trace_line(
             measure_series(table, "excluded_loss", "all"),
             "excluded loss (train pairs)",
             PALETTE["excluded"],
         )
     )
-    _shade_phases(fig, phases)
+    shade_phases(fig, phases)
     return fig
 
 
@@ -221,30 +221,30 @@ def excluded_loss_per_frequency(
     table: pd.DataFrame, key_freqs: Sequence[int], phases: Phases | None = None
 ) -> go.Figure:
     """Excluded loss with each key frequency removed alone, and all together (log scale)."""
-    fig = _figure(
+    fig = new_figure(
         "Excluded loss, one key frequency at a time",
         "epoch",
         "cross-entropy loss on train pairs (nats)",
         log_y=True,
     )
-    fig.add_trace(_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
+    fig.add_trace(trace_line(measure_series(table, "train_loss"), "train loss", PALETTE["train"]))
     for k in sorted(key_freqs):
         fig.add_trace(
-            _line(
+            trace_line(
                 measure_series(table, "excluded_loss", k),
                 f"without k={k}",
-                _freq_color(k, key_freqs),
+                freq_color(k, key_freqs),
             )
         )
     fig.add_trace(
-        _line(
+        trace_line(
             measure_series(table, "excluded_loss", "all"),
             "without all key freqs",
             PALETTE["excluded"],
             line={"dash": "dash"},
         )
     )
-    _shade_phases(fig, phases)
+    shade_phases(fig, phases)
     return fig
 
 
@@ -263,8 +263,8 @@ def weight_norm_decay(
     value, so the two slopes can be compared; nothing is fitted here.
     """
     series = measure_series(table, "weight_norm_sq", "total")
-    fig = _figure("Sum of squared weights", "epoch", "sum of squared weights", log_y=True)
-    fig.add_trace(_line(series, "sum of squared weights", PALETTE["norm"]))
+    fig = new_figure("Sum of squared weights", "epoch", "sum of squared weights", log_y=True)
+    fig.add_trace(trace_line(series, "sum of squared weights", PALETTE["norm"]))
     segments = list((fits or {}).get("fits", []))
     if segments:
         epochs = series.index.values.astype(float)
@@ -301,8 +301,8 @@ def weight_norm_decay(
                 line={"color": PALETTE["theory"], "dash": "dot", "width": 2},
             )
         )
-        fig.update_yaxes(range=_log_range(series.values))
-    _shade_phases(fig, phases)
+        fig.update_yaxes(range=log_range(series.values))
+    shade_phases(fig, phases)
     return fig
 
 
@@ -335,10 +335,12 @@ def attention_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Fi
                 row=1,
                 col=col,
             )
-    _style(fig, "Attention from '=' to each input, per head", width=max(WIDTH, 300 * len(heads)))
+    style_figure(
+        fig, "Attention from '=' to each input, per head", width=max(WIDTH, 300 * len(heads))
+    )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="mean attention weight", range=[0, 1], row=1, col=1)
-    _shade_phases(fig, phases, subplots=True)
+    shade_phases(fig, phases, subplots=True)
     return fig
 
 
@@ -350,7 +352,7 @@ def neurons_per_frequency(
     A key frequency's curve leaving zero is that frequency's birth.
     """
     wide = measure_wide(table, "neurons_per_freq")
-    fig = _figure("Neurons per frequency over training", "epoch", "neurons (count)")
+    fig = new_figure("Neurons per frequency over training", "epoch", "neurons (count)")
     freqs = [c for c in wide.columns if isinstance(c, int)]
     keys = set(int(k) for k in key_freqs)
     for k in freqs:
@@ -370,10 +372,10 @@ def neurons_per_frequency(
                 legendgroup="other frequencies" if other else f"k={k}",
                 showlegend=not other or "other frequencies" not in names,
                 hovertext=f"k={k}",
-                line={"color": _freq_color(k, key_freqs), "width": 1 if other else 2},
+                line={"color": freq_color(k, key_freqs), "width": 1 if other else 2},
             )
         )
-    _shade_phases(fig, phases)
+    shade_phases(fig, phases)
     return fig
 
 
@@ -387,19 +389,19 @@ def logit_structure(
 
     ``w_k = 2 pi k / p``; one curve per key frequency and one for all of them together.
     """
-    fig = _figure(
+    fig = new_figure(
         "Logit structure: variance explained by cos(w_k(a+b-c))",
         "epoch",
         "fraction of logit variance explained",
     )
     for k in sorted(key_freqs):
         fig.add_trace(
-            _line(
-                measure_series(table, "logit_explained_var", k), f"k={k}", _freq_color(k, key_freqs)
+            trace_line(
+                measure_series(table, "logit_explained_var", k), f"k={k}", freq_color(k, key_freqs)
             )
         )
     fig.add_trace(
-        _line(
+        trace_line(
             measure_series(table, "logit_explained_var", "all"),
             "all key frequencies",
             PALETTE["norm"],
@@ -407,5 +409,5 @@ def logit_structure(
         )
     )
     fig.update_yaxes(range=[0, 1.02])
-    _shade_phases(fig, phases)
+    shade_phases(fig, phases)
     return fig

@@ -22,11 +22,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from grokinterp.laws import predict
-from grokinterp.plots.style import PALETTE, _style
+from grokinterp.plots.style import CENSORED_COLOR, PALETTE, style_figure
 
 __all__ = ["delay_vs_rate", "law_figures", "predicted_vs_measured"]
 
-CENSORED_COLOR = "#888888"
 CENSORED_MARKER = {"color": CENSORED_COLOR, "size": 11, "symbol": "triangle-up-open"}
 RUN_MARKER = {"color": PALETTE["train"], "size": 9}
 TITLES = {"law_a": "law (a)", "law_b": "law (b)"}
@@ -101,7 +100,7 @@ def delay_vs_rate(points: pd.DataFrame, fit: dict[str, Any]) -> go.Figure:
     )
     fig.update_xaxes(title_text="1 / (lr · weight decay)", type="log")
     fig.update_yaxes(title_text="delay T_grok − T_mem (epochs)", type="log")
-    _style(fig, "Law (a): grokking delay against 1/(lr · wd)")
+    style_figure(fig, "Law (a): grokking delay against 1/(lr · wd)")
     fig.update_layout(legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top"})
     return fig
 
@@ -147,7 +146,7 @@ def predicted_vs_measured(points: pd.DataFrame, fit: dict[str, Any], law: str) -
     axis = "log" if positive else "linear"
     fig.update_xaxes(title_text=f"delay predicted by {TITLES[law]} (epochs)", type=axis)
     fig.update_yaxes(title_text="measured delay T_grok − T_mem (epochs)", type=axis)
-    _style(fig, f"{TITLES[law].capitalize()}: {entry['formula']} — {_fit_label(entry)}")
+    style_figure(fig, f"{TITLES[law].capitalize()}: {entry['formula']} — {_fit_label(entry)}")
     fig.update_layout(
         title={"font": {"size": 13}},
         legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top"},

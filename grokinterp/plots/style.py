@@ -54,10 +54,14 @@ PALETTE: dict = {
         "#66C2A5",
     ),
     "other frequency": "#BBBBBB",
+    # runs of a sweep: censored runs (never grokked) in grey; a colour per series
+    "censored": "#888888",
+    "series": ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E"),
     "heatmap": "Viridis",
     "diverging": "RdBu",
 }
 
+CENSORED_COLOR = PALETTE["censored"]
 FONT = {"family": "Helvetica, Arial, sans-serif", "size": 14}
 WIDTH, HEIGHT = 900, 500
 
@@ -96,22 +100,22 @@ def frequency_colors(key_freqs: Sequence[int]) -> dict[int, str]:
     return {int(k): colours[i % len(colours)] for i, k in enumerate(sorted(key_freqs))}
 
 
-def _freq_color(k: int, key_freqs: Sequence[int]) -> str:
+def freq_color(k: int, key_freqs: Sequence[int]) -> str:
     return frequency_colors(key_freqs).get(int(k), PALETTE["other frequency"])
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _figure(title: str, xaxis: str, yaxis: str, *, log_y: bool = False) -> go.Figure:
+def new_figure(title: str, xaxis: str, yaxis: str, *, log_y: bool = False) -> go.Figure:
     fig = go.Figure()
-    _style(fig, title)
+    style_figure(fig, title)
     fig.update_xaxes(title_text=xaxis)
     fig.update_yaxes(title_text=yaxis, type="log" if log_y else "linear")
     return fig
 
 
-def _style(fig: go.Figure, title: str, width: int = WIDTH, height: int = HEIGHT) -> None:
+def style_figure(fig: go.Figure, title: str, width: int = WIDTH, height: int = HEIGHT) -> None:
     fig.update_layout(
         title={"text": title, "x": 0.5, "xanchor": "center"},
         font=FONT,
@@ -123,7 +127,7 @@ def _style(fig: go.Figure, title: str, width: int = WIDTH, height: int = HEIGHT)
     )
 
 
-def _shade_phases(fig: go.Figure, phases: Phases | None, *, subplots: bool = False) -> None:
+def shade_phases(fig: go.Figure, phases: Phases | None, *, subplots: bool = False) -> None:
     """Translucent bands for the three phases and dashed lines at T_mem and T_grok."""
     if phases is None:
         return
@@ -144,22 +148,22 @@ def _shade_phases(fig: go.Figure, phases: Phases | None, *, subplots: bool = Fal
             "color": PALETTE["phases"][name],
             "line": {"width": 0},
         }
-        fig.add_trace(_legend_entry(f"phase: {name}", mode="markers", marker=marker))
+        fig.add_trace(legend_entry(f"phase: {name}", mode="markers", marker=marker))
     for label, epoch in (("T_mem", phases.t_mem), ("T_grok", phases.t_grok)):
         if epoch is not None and np.isfinite(epoch):
             fig.add_vline(
                 x=epoch, line_dash="dash", line_width=1, line_color=PALETTE[label], **where
             )
             line = {"dash": "dash", "width": 1, "color": PALETTE[label]}
-            fig.add_trace(_legend_entry(f"{label} = {epoch:g}", mode="lines", line=line))
+            fig.add_trace(legend_entry(f"{label} = {epoch:g}", mode="lines", line=line))
 
 
-def _legend_entry(name: str, **style) -> go.Scatter:
+def legend_entry(name: str, **style) -> go.Scatter:
     """A trace with no data that only adds a legend entry (for shapes, which have none)."""
     return go.Scatter(x=[None], y=[None], name=name, legendgroup="phases", **style)
 
 
-def _line(series: pd.Series, name: str, color: str, **kwargs) -> go.Scatter:
+def trace_line(series: pd.Series, name: str, color: str, **kwargs) -> go.Scatter:
     return go.Scatter(
         x=series.index.values,
         y=series.values,
@@ -170,7 +174,7 @@ def _line(series: pd.Series, name: str, color: str, **kwargs) -> go.Scatter:
     )
 
 
-def _log_range(values: np.ndarray) -> list[float]:
+def log_range(values: np.ndarray) -> list[float]:
     """A log-axis range around the data, so a steep prediction does not squash it."""
     v = values[np.isfinite(values) & (values > 0)]
     lo, hi = np.log10(v.min()), np.log10(v.max())

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grokinterp import files
 from grokinterp.config import RunConfig
 from grokinterp.storage import RunFileError, atomic_write_text, read_json, write_json
 from grokinterp.sweep.spec import SpecError, SweepSpec
@@ -42,13 +43,13 @@ __all__ = [
     "run_dir",
 ]
 
-MANIFEST = "manifest.json"
-SPEC_COPY = "spec.toml"
-RUNS_DIR = "runs"
-RUNS_TABLE = "runs.csv"
-FIGURES_DIR = "figures"
-LOCK = ".lock"
-LOCKS_DIR = ".locks"  # one lock file per run, held by the worker training it
+# the folder's file names (grokinterp.files)
+MANIFEST = files.MANIFEST
+SPEC_COPY = files.SPEC_COPY
+RUNS_DIR = files.RUNS_DIR
+RUNS_TABLE = files.RUNS_TABLE
+LOCK = files.SWEEP_LOCK
+LOCKS_DIR = files.SWEEP_LOCKS_DIR
 MANIFEST_FORMAT = "grokinterp-sweep-v1"
 
 PENDING, RUNNING, DONE, FAILED, CENSORED = "pending", "running", "done", "failed", "censored"

@@ -1,7 +1,8 @@
-"""Figures across the runs of a sweep, and the sweep's report.html.
+"""Figures across the runs of a sweep: each takes data and returns a Figure.
 
 Drawn from the table of runs (:func:`grokinterp.sweep.load_sweep`) and each run's logged
-metrics, never by recomputing:
+metrics, never by recomputing (:func:`grokinterp.figures.sweep.draw_sweep_figures` reads
+them):
 
 - ``curves``: test accuracy and test loss of every run overlaid, coloured by a swept field;
 - ``t_grok_heatmap``: T_grok over two swept fields (median over seeds), censored cells
@@ -11,46 +12,32 @@ metrics, never by recomputing:
 - ``laws_*``: the grokking-delay laws (:mod:`grokinterp.plots.laws`), when the table has
   enough grokked runs to fit them (:func:`grokinterp.laws.fit_laws`).
 
-:func:`write_sweep_figures` writes them under ``SWEEP/figures/``: HTML, PNG and SVG (as a
-run's figures, see :mod:`grokinterp.figures`) and ``report.html``.
+:func:`grokinterp.figures.sweep.write_sweep_figures` writes them under ``SWEEP/figures/``.
 """
 
 from __future__ import annotations
 
 import html
-import logging
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from grokinterp import files
-from grokinterp.config import OptionError
-from grokinterp.plots.style import _style
-from grokinterp.run import load_run
-from grokinterp.storage import RunFileError, atomic_write_text
-from grokinterp.sweep.manifest import FIGURES_DIR, read_manifest, run_dir
+from grokinterp.config import RunConfig
+from grokinterp.plots.style import style_figure
 from grokinterp.sweep.spec import SEED_FIELDS
-from grokinterp.sweep.table import load_sweep
 
 __all__ = [
     "accuracy_loss_curves",
-    "draw_sweep_figures",
     "swept_fields",
     "t_grok_heatmap",
     "t_grok_vs_field",
-    "write_sweep_figures",
+    "value_colors",
 ]
-
-log = logging.getLogger(__name__)
-
-CENSORED_COLOR = "#888888"
 
 
 def swept_fields(table: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> list[str]:
@@ -60,8 +47,6 @@ def swept_fields(table: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> 
         order += list(spec.get("grid") or {})
         for group in spec.get("zip") or []:
             order += list(group)
-    from grokinterp.config import RunConfig
-
     config = [f for f in RunConfig.__dataclass_fields__ if f != "name"]
     order += [f for f in config if f not in order and f not in SEED_FIELDS]
     order += list(SEED_FIELDS)
@@ -144,7 +129,7 @@ def accuracy_loss_curves(
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
     fig.update_yaxes(title_text="test loss", type="log", row=2, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
-    _style(fig, f"Test accuracy and loss of {len(curves)} runs, by {color_by}", height=700)
+    style_figure(fig, f"Test accuracy and loss of {len(curves)} runs, by {color_by}", height=700)
     return fig
 
 
@@ -188,7 +173,7 @@ def t_grok_heatmap(table: pd.DataFrame, x: str, y: str) -> go.Figure:
     fig.update_xaxes(title_text=x, type="category")
     fig.update_yaxes(title_text=y, type="category")
     fig.update_layout(plot_bgcolor="#eeeeee")  # censored (empty) cells show as grey
-    _style(fig, f"T_grok over {x} and {y} (median over seeds; ✕ = never grokked)")
+    style_figure(fig, f"T_grok over {x} and {y} (median over seeds; ✕ = never grokked)")
     return fig
 
 
@@ -235,148 +220,5 @@ def t_grok_vs_field(table: pd.DataFrame, field: str, color_by: str | None = None
         fig.update_xaxes(type="category")
     fig.update_xaxes(title_text=field)
     fig.update_yaxes(title_text="T_grok (epoch)", type="log")
-    _style(fig, f"T_grok against {field}")
+    style_figure(fig, f"T_grok against {field}")
     return fig
-
-
-def _curves(sweep_dir: Path, names: Iterable[str]) -> dict[str, dict[str, np.ndarray]]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = load_run(run_dir(sweep_dir, name)).metrics
-        except RunFileError as err:
-            log.warning("run %s: no metrics to draw (%s)", name, err)
-    return out
-
-
-def draw_sweep_figures(
-    sweep_dir: str | Path, color_by: str | None = None
-) -> tuple[dict[str, go.Figure], pd.DataFrame]:
-    """Every sweep figure by name, and the table of runs they were drawn from."""
-    sweep_dir = Path(sweep_dir)
-    table = load_sweep(sweep_dir)
-    spec = read_manifest(sweep_dir).get("spec") or {}
-    fields = swept_fields(table, spec)
-    if color_by is not None and color_by not in table:
-        raise OptionError(f"--color-by {color_by!r} is not a config field (or 'name')")
-    axes = [f for f in fields if f not in SEED_FIELDS]
-    # Zipped fields vary together, so no one of them tells the runs apart: colour by run.
-    default = "name" if spec.get("zip") else (axes or fields or ["p"])[0]
-    color_by = color_by or default
-    figures: dict[str, go.Figure] = {}
-    finished = table[table["status"].isin(["done", "censored"])]
-    curves = _curves(sweep_dir, finished["name"])
-    if curves:
-        figures["curves"] = accuracy_loss_curves(curves, table, color_by)
-    if len(finished):
-        if len(axes) >= 2:
-            figures["t_grok_heatmap"] = t_grok_heatmap(finished, axes[0], axes[1])
-        for field in axes:
-            other = next((f for f in axes if f != field), None)
-            figures[f"t_grok_vs_{field}"] = t_grok_vs_field(finished, field, other)
-    figures.update(_law_figures(table))
-    return figures, table
-
-
-def _law_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
-    from grokinterp.laws import LawFitError, fit_laws, law_points
-    from grokinterp.plots.laws import law_figures
-
-    try:
-        fit = fit_laws(table)
-    except LawFitError as err:
-        log.info("no laws figures: %s", err)
-        return {}
-    return law_figures(law_points(table), fit)
-
-
-# ---------------------------------------------------------------------------- writing
-
-
-def _export_static(figures: Mapping[str, go.Figure], folder: Path, formats: list[str]) -> list:
-    # The run figures' exporter: one kaleido session, a browser found (never downloaded).
-    from grokinterp.figures import _write_static
-
-    return _write_static(figures, folder, formats)
-
-
-_CSS = """
-body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
-       color: #222; line-height: 1.45; }
-h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
-th { background: #f4f4f4; }
-"""
-
-REPORT_COLUMNS = (
-    "status",
-    "T_mem",
-    "T_grok",
-    "end_epoch",
-    "cleanup_end",
-    "key_freqs",
-    "final_test_acc",
-    "wnorm_end",
-    "wall_s",
-)
-
-
-def write_sweep_report(
-    path: Path, title: str, table: pd.DataFrame, fields: list[str], figures: Mapping
-) -> Path:
-    """One self-contained page: counts by status, the runs, every figure."""
-    counts = table["status"].value_counts().to_dict()
-    columns = ["name", *fields, *REPORT_COLUMNS]
-    shown = table[columns].copy()
-    problems = table["error"].fillna("").astype(str) + table["problem"].fillna("").astype(str)
-    if problems.str.len().any():
-        shown["error"] = problems
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>grokinterp sweep: {html.escape(title)}</title><style>{_CSS}</style>",
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        f"<h1>grokinterp sweep: {html.escape(title)}</h1>",
-        "<p>" + html.escape(", ".join(f"{v} {k}" for k, v in counts.items())) + "</p>",
-        "<h2>Runs</h2>",
-        shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0),
-        "<h2>Figures</h2>",
-    ]
-    for name, fig in figures.items():
-        parts.append(f"<div id='{html.escape(name)}'>")
-        parts.append(fig.to_html(include_plotlyjs=False, full_html=False))
-        parts.append("</div>")
-    parts.append("</body></html>")
-    atomic_write_text(path, "\n".join(parts))
-    return path
-
-
-def write_sweep_figures(
-    sweep_dir: str | Path,
-    formats: Iterable[str] = ("html", "png", "svg"),
-    color_by: str | None = None,
-) -> list[Path]:
-    """Write the sweep's figures and ``report.html`` under ``SWEEP/figures/``."""
-    sweep_dir = Path(sweep_dir)
-    formats = list(formats)
-    unknown = set(formats) - {"html", "png", "svg"}
-    if unknown:
-        raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
-    figures, table = draw_sweep_figures(sweep_dir, color_by)
-    folder = sweep_dir / FIGURES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    if "html" in formats:
-        atomic_write_text(folder / "plotly.min.js", get_plotlyjs())
-        written.append(folder / "plotly.min.js")
-        for name, fig in figures.items():
-            path = folder / f"{name}.html"
-            atomic_write_text(path, fig.to_html(include_plotlyjs="directory", full_html=True))
-            written.append(path)
-    static = [f for f in formats if f != "html"]
-    if static and figures:
-        written += _export_static(figures, folder, static)
-    fields = swept_fields(table, read_manifest(sweep_dir).get("spec"))
-    title = read_manifest(sweep_dir).get("spec", {}).get("name") or sweep_dir.name
-    written.append(write_sweep_report(folder / files.REPORT, title, table, fields, figures))
-    return written
