@@ -6,7 +6,7 @@ from grokinterp.laws import fit_laws
 from grokinterp.model import build_model
 from grokinterp.run import Run, load_run
 from grokinterp.sweep import load_sweep, run_sweep
-from grokinterp.train import train
+from grokinterp.training import train
 
 __all__ = [
     "ConfigError",

@@ -25,6 +25,8 @@ from transformer_lens.model_bridge import TransformerBridge
 from grokinterp.data import all_pairs, make_tokens
 from grokinterp.fourier import FourierBasis, fourier_2d
 from grokinterp.measures.attention import attention_to_a_map
+from grokinterp.measures.logits import logits_along_sum as measure_logits_along_sum
+from grokinterp.measures.losses import sum_index
 
 __all__ = [
     "CircuitActivations",
@@ -105,14 +107,11 @@ def logits_along_sum(logits: torch.Tensor) -> torch.Tensor:
     """Mean centred logit as a function of d = (a + b - c) mod p: (p, p, p) -> (p,).
 
     If the logits are a sum of cos(w_k(a+b-c)) they depend on (a, b, c) only through d,
-    peaking at d = 0 (the right answer): this curve shows that shape.
+    peaking at d = 0 (the right answer): this curve shows that shape.  The (a + b) mod p
+    case of :func:`grokinterp.measures.logits_along_sum`, which takes any task's basis.
     """
     p = logits.shape[-1]
-    centred = logits.double() - logits.double().mean(-1, keepdim=True)
-    idx = torch.arange(p)
-    d = (idx[:, None, None] + idx[None, :, None] - idx[None, None, :]) % p  # (p, p, p)
-    sums = torch.zeros(p, dtype=torch.float64).index_add_(0, d.flatten(), centred.flatten())
-    return sums / p**2
+    return measure_logits_along_sum(logits.flatten(0, 1), sum_index(p, "add"), p)
 
 
 def representative_neurons(

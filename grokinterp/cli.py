@@ -92,7 +92,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from grokinterp.train import train
+    from grokinterp.training import train
 
     if args.resume:
         given = {f.name for f in fields(RunConfig) if getattr(args, f.name) is not None}
@@ -152,12 +152,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "sweep":
-        from grokinterp.sweep.bench import bench_sweep, format_bench_sweep
+        from grokinterp.bench.sweep import bench_sweep, format_bench_sweep
 
         print(format_bench_sweep(bench_sweep(ray=not args.no_ray)))
         return 0
     if args.what == "ensemble":
-        from grokinterp.sweep.ensemble import bench_ensemble, format_bench_ensemble
+        from grokinterp.bench.ensemble import bench_ensemble, format_bench_ensemble
 
         print(format_bench_ensemble(bench_ensemble(n_epochs=args.epochs or 20)))
         return 0

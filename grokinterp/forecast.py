@@ -37,7 +37,7 @@ import numpy as np
 
 from grokinterp import files
 from grokinterp.errors import OptionError, RunFileError
-from grokinterp.phases import memorisation_end, t_grok, t_mem
+from grokinterp.phases import ACC_THRESHOLD, memorisation_end, t_grok, t_mem
 from grokinterp.run import Run, find_runs, load_run
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ACC = 0.99  # the accuracy of T_mem and T_grok
+ACC = ACC_THRESHOLD  # the accuracy of T_mem and T_grok
 N_KEY_FREQS = 4  # embedding frequencies the restricted loss keeps
 MAX_POINTS = 40  # plateau checkpoints at most whose restricted loss is computed
 MIN_POINTS = 5  # plateau checkpoints at least for a forecast
@@ -353,10 +353,14 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
     norms = [float(weight_norms_sq(run.state_dict_at(e))["total"]) for e in after]
     plateau = [e for e in after if e >= start]
     points = _spread(plateau, MAX_POINTS)
-    rows = measure_batched(run, [upto], [], measures=["embed_freq_norm"])
+    rows = measure_batched(run, [upto], measures=["embed_freq_norm"])
     spectrum = rows[rows["key"] != "0"].sort_values("value", ascending=False, kind="stable")
     key_freqs = sorted(int(k) for k in spectrum["key"].head(n_key_freqs))
-    rl = measure_batched(run, points, key_freqs, measures=["restricted_loss"]) if points else None
+    rl = (
+        measure_batched(run, points, key_freqs=key_freqs, measures=["restricted_loss"])
+        if points
+        else None
+    )
     by_epoch = dict(zip(after, norms, strict=True))
     if rl is not None:
         rl = rl[rl["key"] == "all"].set_index("epoch")["value"]

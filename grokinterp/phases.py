@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = [
+    "ACC_THRESHOLD",
     "Boundary",
     "WeightDecayFit",
     "circuit_formation_end",
@@ -50,6 +51,8 @@ __all__ = [
     "t_mem",
     "sharp_fall",
 ]
+
+ACC_THRESHOLD = 0.99  # the accuracy whose first crossing is T_mem (train) and T_grok (test)
 
 PHASE_NAMES = (
     "T_mem",
@@ -109,11 +112,11 @@ def _accuracy_crossing(name: str, epochs: np.ndarray, acc: np.ndarray, threshold
     )
 
 
-def t_mem(epochs: np.ndarray, train_acc: np.ndarray, threshold: float = 0.99) -> Boundary:
+def t_mem(epochs: np.ndarray, train_acc: np.ndarray, threshold: float = ACC_THRESHOLD) -> Boundary:
     return _accuracy_crossing("train_acc", epochs, train_acc, threshold)
 
 
-def t_grok(epochs: np.ndarray, test_acc: np.ndarray, threshold: float = 0.99) -> Boundary:
+def t_grok(epochs: np.ndarray, test_acc: np.ndarray, threshold: float = ACC_THRESHOLD) -> Boundary:
     return _accuracy_crossing("test_acc", epochs, test_acc, threshold)
 
 
@@ -279,7 +282,7 @@ def cleanup_end(
 
 def detect_phases(
     curves: dict[str, Curve],
-    acc_threshold: float = 0.99,
+    acc_threshold: float = ACC_THRESHOLD,
     done: float = 0.95,
     window: int = 5,
 ) -> dict[str, Boundary]:

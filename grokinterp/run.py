@@ -1,4 +1,6 @@
-"""Opening a run directory: config, split, checkpoints, metrics, and models at any epoch."""
+"""A run directory: opening one (config, split, checkpoints, metrics, and models at any
+epoch) and the writer of its files (:func:`write_run_files`, :func:`save_checkpoint`), which
+training, the benchmarks and the tests all write through."""
 
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
 from grokinterp.model import build_model
 from grokinterp.schedule import end_epoch, first_grok_epoch
-from grokinterp.storage import RunFileError, load_tensors, read_json, read_metrics
+from grokinterp.storage import (
+    RunFileError,
+    atomic_write_text,
+    load_tensors,
+    metrics_header,
+    read_json,
+    read_metrics,
+    save_tensors,
+    write_json,
+)
 from grokinterp.tasks import get_task
 
 
@@ -182,3 +193,26 @@ def load_run(path: str | Path) -> Run:
         )
     config = read_config(path)
     return Run(path, config, read_split(path, config))
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def write_run_files(out: Path, cfg: RunConfig, train_idx: torch.Tensor) -> None:
+    """Start a run directory: split.json, metrics.csv (its header) and config.json.
+
+    The config goes last: a folder with a config is a run that can be resumed.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / files.SPLIT, {"train_idx": train_idx.tolist()})
+    atomic_write_text(out / files.METRICS, metrics_header())
+    atomic_write_text(out / files.CONFIG, cfg.to_json() + "\n")
+
+
+def save_checkpoint(out: Path, epoch: int, state_dict: dict[str, torch.Tensor]) -> Path:
+    """Write the model weights of ``epoch``: checkpoints/epoch_NNNNNN.safetensors."""
+    path = files.checkpoint_path(out, epoch)
+    meta = {"format": files.CHECKPOINT_FORMAT, "epoch": str(epoch)}
+    save_tensors(path, state_dict, meta)
+    return path

@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 from grokinterp.errors import ConfigError
+from grokinterp.phases import ACC_THRESHOLD
 
 DEFAULT_SCHEDULE = "default"
 SWEEP_SCHEDULE = "log:40+every:250"
-GROK_ACC = 0.99  # the test accuracy that defines T_grok while training (as phases.t_grok)
+GROK_ACC = ACC_THRESHOLD  # the test accuracy that defines T_grok while training
 
 
 def _log_spaced(n: int, last: int) -> set[int]:

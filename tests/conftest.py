@@ -7,7 +7,7 @@ import torch
 from grokinterp import files
 from grokinterp.config import RunConfig
 from grokinterp.sweep.manifest import read_manifest, run_dir
-from grokinterp.train import train
+from grokinterp.training import train
 
 
 def tiny_config(**changes) -> RunConfig:

@@ -150,7 +150,7 @@ def test_subset_of_measures_and_errors(run_dir):
 def test_batched_rows_equal_the_hooked_reference(run_dir):
     run = load_run(run_dir)
     epoch = run.epochs[-1]
-    batched = measure_batched(run, [epoch], [1, 3], threshold=THRESHOLD)
+    batched = measure_batched(run, [epoch], key_freqs=[1, 3], threshold=THRESHOLD)
     hooked = measure_hooked(
         run.model_at(epoch), run.config, run.dataset, epoch, [1, 3], threshold=THRESHOLD
     )
@@ -177,9 +177,9 @@ def test_an_edited_measure_is_recomputed_and_the_others_kept(run_dir, monkeypatc
     todo = []
     real = module.measure_batched
 
-    def spy(run, epochs, key_freqs, threshold, names, chunk_size, only, progress):
-        todo.append({name: set(e) for name, e in only.items() if e})
-        return real(run, epochs, key_freqs, threshold, names, chunk_size, only, progress)
+    def spy(run, epochs, **options):
+        todo.append({name: set(e) for name, e in options["only"].items() if e})
+        return real(run, epochs, **options)
 
     monkeypatch.setattr(module, "measure_batched", spy)
     second = analyze(run_dir, threshold=THRESHOLD)

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from grokinterp.bench.ensemble import EnsembleTrainer
 from grokinterp.config import ConfigError
 from grokinterp.data import make_dataset
 from grokinterp.model import native_parameters
-from grokinterp.sweep.ensemble import EnsembleTrainer
-from grokinterp.train import Trainer, deterministic_algorithms
+from grokinterp.training import Trainer, deterministic_algorithms
 from tests.conftest import tiny_config
 
 

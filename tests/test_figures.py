@@ -193,7 +193,8 @@ def test_sharpness_is_drawn_only_when_the_analysis_computed_it():
     assert drawn["sharpness"].layout.yaxis.type == "log"
 
 
-def test_a_task_in_another_basis_says_so_and_gets_no_add_only_sliders(tmp_path, caplog):
+def test_a_task_in_another_basis_says_so_and_gets_its_sliders(tmp_path, caplog, no_browser):
+    from grokinterp.analysis import analyze
     from grokinterp.bench import write_random_run
     from tests.conftest import tiny_config
 
@@ -204,10 +205,18 @@ def test_a_task_in_another_basis_says_so_and_gets_no_add_only_sliders(tmp_path, 
         assert ", discrete log to g=2 (Z_12) basis" in drawn[name].layout.title.text, name
     plain = figures.draw_figures(table, synthetic_summary(p=13), RunConfig(p=13, n_heads=4))
     assert "basis" not in plain["embed_spectrum_final"].layout.title.text
-    # the epoch sliders draw (a + b) mod p in Z_p: a mul run gets none, and is told why
-    mul = write_random_run(tiny_config(operation="mul"), tmp_path / "mul", n_checkpoints=2)
+    # the epoch sliders are drawn from the frames analyze stored, in the task's basis ...
+    sliders = {f"scrub_{n}" for n in ("embedding_spectrum", "neuron_clusters", "attention")}
+    for op in ("add", "mul"):
+        run = write_random_run(tiny_config(operation=op), tmp_path / op, n_checkpoints=2)
+        analyze(run)
+        written = {p.stem for p in figures.write_figures(run.path, formats=("html",))}
+        assert sliders | {"scrub_logit_profile"} <= written, op
+    # ... and a task without a basis gets none, and is told why
+    rand = write_random_run(tiny_config(operation="rand"), tmp_path / "rand", n_checkpoints=2)
+    analyze(rand)
+    assert not (rand.path / files.FRAMES).exists()
     with caplog.at_level(logging.WARNING):
-        assert figures._slider_figures(mul.path) == {}
-    assert "drawn for add only" in caplog.text
-    add = write_random_run(tiny_config(), tmp_path / "add", n_checkpoints=2)
-    assert "scrub_embedding_spectrum" in figures._slider_figures(add.path)
+        written = {p.stem for p in figures.write_figures(rand.path, formats=("html",))}
+    assert not written & sliders
+    assert "no epoch-slider frames for operation 'rand': no Fourier basis" in caplog.text

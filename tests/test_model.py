@@ -5,8 +5,8 @@ from grokinterp.batched import stack_states
 from grokinterp.config import RunConfig
 from grokinterp.data import all_pairs, make_tokens
 from grokinterp.forward import last_position
+from grokinterp.measures.losses import training_loss as cross_entropy
 from grokinterp.model import build_model, last_position_logits, native_parameters, tl_parameters
-from grokinterp.train import cross_entropy
 
 
 def small(**changes):

@@ -83,3 +83,67 @@ def test_restricted_and_excluded_losses(planted):
     # each frequency alone explains an equal share of the logits
     shares = [value("logit_explained_var", str(k)) for k in freqs]
     assert shares == pytest.approx([shares[0]] * len(freqs), rel=1e-3)
+
+
+# ------------------------------------------------- mul: sliders and ablations, discrete log
+
+MUL_P, MUL_FREQS = 23, (3, 8, 11)  # Z_22: 11 is the Nyquist frequency
+MUL_PHASES = 8  # M = 8: the harmonics left in the read-out are the 7th and 9th, far below 1%
+
+
+@pytest.fixture(scope="module")
+def planted_mul(tmp_path_factory):
+    out = tmp_path_factory.mktemp("planted_mul") / "run"
+    run = write_planted_run(out, MUL_FREQS, MUL_PHASES, math.pi / 4, p=MUL_P, operation="mul")
+    analyze(run)
+    return run
+
+
+def test_planted_mul_sliders_show_its_frequencies_in_the_log_basis(planted_mul, monkeypatch):
+    from grokinterp.analysis.frames import read_frames
+    from grokinterp.figures import export, write_figures
+
+    run = planted_mul
+    frames = read_frames(run)
+    assert frames.basis == "discrete log to g=5 (Z_22)" and frames.n == MUL_P - 1
+    assert frames.epochs == tuple(run.epochs) and frames.key_freqs == MUL_FREQS
+    last = frames.frame(run.epochs[-1])
+    spectrum = frames.embed_freq_norm[last]  # (n//2 + 1,): constant, then k = 1 .. 11
+    assert spectrum.shape == (MUL_P // 2 + 1,)
+    others = [k for k in range(len(spectrum)) if k not in MUL_FREQS]
+    assert spectrum[list(MUL_FREQS)].min() > 1e3 * spectrum[others].max()
+    assert set(frames.best_freq[last]) == set(MUL_FREQS)
+    profile = frames.logit_profile[last]  # (n,): d = (log a + log b - log c) mod 22
+    assert profile.shape == (MUL_P - 1,) and profile.argmax() == 0
+    monkeypatch.setattr(export, "find_browser", lambda: None)
+    write_figures(run.path, formats=("html",))
+    report = (run.path / files.FIGURES_DIR / files.REPORT).read_text()
+    for name in ("embedding_spectrum", "neuron_clusters", "attention", "logit_profile"):
+        assert f"id='scrub_{name}'" in report
+    assert "(log a + log b" in report and "(Z_22) basis" in report
+
+
+def test_planted_mul_ablations_remove_exactly_its_frequencies(planted_mul):
+    from grokinterp import ablation
+    from grokinterp.tasks import get_task
+
+    run = planted_mul
+    table = ablation.ablation_table(run, freqs=[1, 3, 5], sets=[MUL_FREQS])
+    assert table["freqs"].tolist()[-1] == "3,8,11" and len(table) == 1 + 4 * 3
+    wide = ablation.ablation_wide(table, "loss")
+    assert (wide.loc["3,8,11"] > wide.loc["none"]).all()
+    # on the basis pairs (a, b != 0), where the circuit lives
+    model, data, p = run.model_at(run.epochs[-1]), run.dataset, MUL_P
+    pairs = get_task("mul").basis(p).pairs
+    labels = data.labels[pairs]
+
+    def loss(where: str, freqs) -> float:
+        logits = ablation.ablated_logits(model, p, where, freqs, "mul")[pairs].double()
+        return torch.nn.functional.cross_entropy(logits, labels).item()
+
+    base = loss("logits", ())
+    assert base < 1e-4
+    for where in ablation.WHERE:
+        assert loss(where, MUL_FREQS) > math.log(p - 1), where  # chance among p - 1 answers
+        for other in (2, 4):  # neither a key frequency nor a low harmonic of one
+            assert abs(loss(where, [other]) - base) < 0.01 * base, (where, other)

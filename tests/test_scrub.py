@@ -9,7 +9,8 @@ import torch
 from grokinterp import circuit, scrub
 from grokinterp.analysis import checkpoint_detail
 from grokinterp.fourier import freq_norms
-from grokinterp.measures.losses import cross_entropy
+from grokinterp.measures import logits_along_sum
+from grokinterp.measures.losses import cross_entropy, sum_index
 from grokinterp.plots import sliders as plots_scrub
 from grokinterp.run import load_run
 from grokinterp.schedule import checkpoint_epochs
@@ -49,7 +50,7 @@ def test_plateau_epoch_is_between_memorisation_and_grokking():
 def test_logit_profile_batched_equals_the_circuit_helper():
     p = 7
     logits = torch.randn(3, p * p, p, generator=torch.Generator().manual_seed(1))
-    got = scrub.logits_along_sum_batched(logits, p)
+    got = logits_along_sum(logits, sum_index(p, "add"), p)
     for c in range(3):
         want = circuit.logits_along_sum(logits[c].unflatten(0, (p, p)))
         torch.testing.assert_close(got[c], want)
@@ -100,7 +101,7 @@ def test_frames_come_from_the_summary_phases(tiny_run, tmp_path):
 
 def test_slider_figures_hold_the_data(scrubbed):
     _, data = scrubbed
-    figs = plots_scrub.scrub_figures(None, data=data)
+    figs = plots_scrub.slider_figures(data)
     assert set(figs) == {
         "scrub_embedding_spectrum",
         "scrub_neuron_clusters",

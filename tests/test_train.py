@@ -17,7 +17,7 @@ from grokinterp.model import build_model
 from grokinterp.run import load_run
 from grokinterp.schedule import checkpoint_epochs
 from grokinterp.storage import RunFileError, atomic_write_text, read_metrics
-from grokinterp.train import RunExistsError, train
+from grokinterp.training import RunExistsError, train
 from tests.conftest import tiny_config
 
 

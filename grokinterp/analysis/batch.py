@@ -25,6 +25,7 @@ from grokinterp.batched import hooked_last_position, stack_states
 from grokinterp.config import RunConfig
 from grokinterp.data import Dataset
 from grokinterp.measures import attention_to_a_map, key_frequencies, neurons_per_freq
+from grokinterp.measures.keyfreq import NEURON_THRESHOLD
 from grokinterp.run import Run, load_run
 
 
@@ -60,8 +61,9 @@ def _subset(ck: Checkpoints, wanted: np.ndarray) -> Checkpoints:
 def measure_batched(
     run: Run,
     epochs: Sequence[int],
-    key_freqs: Sequence[int],
-    threshold: float = 0.85,
+    *,
+    key_freqs: Sequence[int] = (),
+    threshold: float = NEURON_THRESHOLD,
     measures: Sequence[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     only: dict[str, set[int]] | None = None,
@@ -91,7 +93,7 @@ def measure_hooked(
     dataset: Dataset,
     epoch: int,
     key_freqs: Sequence[int],
-    threshold: float = 0.85,
+    threshold: float = NEURON_THRESHOLD,
     measures: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The same rows for one model, from TransformerLens: ``run_with_cache`` activations and
@@ -119,7 +121,7 @@ def final_checkpoint(run: Run, epoch: int, threshold: float) -> Checkpoints:
 
 
 def checkpoint_detail(
-    run: Run | str | Path, epoch: int | None = None, threshold: float = 0.85
+    run: Run | str | Path, epoch: int | None = None, threshold: float = NEURON_THRESHOLD
 ) -> dict:
     """Single-checkpoint arrays for figures (default: the latest checkpoint).
 

@@ -17,6 +17,8 @@ from grokinterp.config import RunConfig
 from grokinterp.data import Dataset
 from grokinterp.fourier import FourierBasis
 from grokinterp.measures import assign_neurons, logits_by_sum, neuron_freq_fractions
+from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.measures.losses import pair_cross_entropy
 from grokinterp.tasks import Task, TaskBasis, get_task
 
 DEFAULT_CHUNK = 16  # checkpoints per batched forward: peak ~1.2 GB at p=113, d_mlp=512
@@ -36,7 +38,7 @@ class Checkpoints:
         epochs: Sequence[int],
         states: dict[str, torch.Tensor],
         key_freqs: Sequence[int] = (),
-        threshold: float = 0.85,
+        threshold: float = NEURON_THRESHOLD,
         forward: LastPosition | None = None,
         weights: dict[str, torch.Tensor] | None = None,
     ):
@@ -109,8 +111,7 @@ class Checkpoints:
     def pair_losses(self) -> torch.Tensor:
         """Float64 cross-entropy of every pair: (C, p^2); its mean over pairs is
         :func:`grokinterp.measures.cross_entropy`."""
-        labels = self.dataset.labels.expand(len(self.epochs), -1).unsqueeze(-1)
-        return -self.logits64.log_softmax(-1).gather(-1, labels).squeeze(-1)
+        return pair_cross_entropy(self.logits64, self.dataset.labels)
 
     @cached_property
     def pair_correct(self) -> torch.Tensor:

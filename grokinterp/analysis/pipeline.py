@@ -12,6 +12,8 @@ import pandas as pd
 from grokinterp import files
 from grokinterp.analysis.batch import final_checkpoint, measure_batched
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK
+from grokinterp.analysis.frames import write_frames
+from grokinterp.analysis.options import DEFAULT_SHARPNESS_EVERY, AnalysisSettings
 from grokinterp.analysis.registry import ANALYSES, default_measures, skip_reason
 from grokinterp.analysis.summary import build_summary
 from grokinterp.analysis.table import (
@@ -22,6 +24,8 @@ from grokinterp.analysis.table import (
 )
 from grokinterp.config import OptionError
 from grokinterp.measures import key_frequencies, neurons_per_freq
+from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.phases import ACC_THRESHOLD
 from grokinterp.run import Run, find_runs, load_run
 from grokinterp.storage import RunFileError, atomic_write_text, write_json
 from grokinterp.tasks import get_task
@@ -46,95 +50,107 @@ def _progress_callback(progress, total: int):
     return None, None
 
 
-def _analyze(
-    run: Run,
-    measures: Sequence[str] | None,
-    threshold: float,
-    acc_threshold: float,
-    key_freqs: Sequence[int] | None,
-    progress,
-    chunk_size: int,
-    sharpness_every: int = 200,
-) -> tuple[pd.DataFrame, dict]:
+def _key_freqs(run: Run, settings: AnalysisSettings, final) -> tuple[list[int], list[int], str]:
+    """(key frequencies used, those of the final checkpoint, where the used ones come from);
+    OptionError for given frequencies the task's basis does not have."""
     cfg = run.config
-    epochs = run.epochs
-    if not epochs:
-        raise RunFileError(f"{run.path}: no complete checkpoints to analyse yet")
-    names = _measure_names(measures)
-    if isinstance(sharpness_every, bool) or not isinstance(sharpness_every, int):
-        raise OptionError(f"sharpness_every must be an integer >= 1, got {sharpness_every!r}")
-    if sharpness_every < 1:
-        raise OptionError(
-            f"sharpness_every must be >= 1 (every Nth checkpoint), got {sharpness_every}"
-        )
-    if not 0 < threshold <= 1:
-        raise OptionError(f"threshold must lie in (0, 1], got {threshold}")
-    if not 0 < acc_threshold <= 1:
-        raise OptionError(f"acc_threshold must lie in (0, 1], got {acc_threshold}")
     task = get_task(cfg.operation)
     basis = task.basis(cfg.p)
-    if key_freqs is not None and basis is None:
+    given = settings.key_freqs
+    if given is not None and basis is None:
         raise OptionError(
             f"key_freqs cannot be given for operation {cfg.operation!r}: "
             f"{task.no_basis_reason}; leave key_freqs out"
         )
-    if key_freqs is not None:
+    if given is not None:
         n_freqs = basis.n_freqs
-        bad = [k for k in key_freqs if not 1 <= int(k) <= n_freqs]
+        bad = [k for k in given if not 1 <= int(k) <= n_freqs]
         if bad:
             raise OptionError(
                 f"key frequencies {bad} outside 1..{n_freqs} (p={cfg.p}, basis {basis.name})"
             )
-
-    final = final_checkpoint(run, epochs[-1], threshold)
     measured = (
         [] if basis is None else key_frequencies(neurons_per_freq(final.neurons[3][0], basis.n))
     )
-    used = sorted({int(k) for k in key_freqs}) if key_freqs is not None else measured
+    if given is not None:
+        return list(given), measured, "given"
+    return measured, measured, f"epoch {run.epochs[-1]}"
+
+
+def _settings_record(run: Run, settings: AnalysisSettings, names: list[str], final) -> dict:
+    """What summary.json stores under ``settings``: the options (:class:`AnalysisSettings`,
+    measures resolved) and what the analysis derived from them."""
+    cfg = run.config
+    task = get_task(cfg.operation)
+    basis = task.basis(cfg.p)
+    used, measured, source = _key_freqs(run, settings, final)
     skipped = {n: r for n in names if (r := skip_reason(ANALYSES[n], task)) is not None}
     if skipped:
         log.info("%s: skipped %s: %s", run.path, sorted(skipped), task.no_basis_reason)
-    settings = {
+    options = settings.replace(measures=tuple(names)).to_dict()
+    return {
         "analysis_version": ANALYSIS_VERSION,
         "config": cfg.to_dict(),
-        "threshold": threshold,
-        "acc_threshold": acc_threshold,
-        "key_freqs_given": None if key_freqs is None else used,
+        "threshold": options["threshold"],
+        "acc_threshold": options["acc_threshold"],
+        "key_freqs_given": options["key_freqs_given"],
         "key_freqs_used": used,
-        "key_freqs_source": "given" if key_freqs is not None else f"epoch {epochs[-1]}",
+        "key_freqs_source": source,
         "key_freqs_final_checkpoint": measured,
-        "measures": names,
-        "sharpness_every": sharpness_every,
+        "measures": options["measures"],
+        "sharpness_every": options["sharpness_every"],
         "basis": None if basis is None else basis.name,
         "skipped_measures": skipped,
         "measure_fingerprints": {name: a.fingerprint for name, a in ANALYSES.items()},
     }
+
+
+def _reused_rows(run: Run, record: dict, names: list[str]) -> tuple[list[pd.DataFrame], list[str]]:
+    """The stored rows still valid, and the measures to compute (``names`` plus any stored
+    measure that must be recomputed: asking for one measure never loses the others)."""
+    old, previous = previous_analysis(run)
+    if old is None:
+        return [], names
+    kept = reusable_rows(old, previous, record, run.epochs)
+    task = get_task(run.config.operation)
+    stale = set(old["measure"]) - set(kept["measure"]) - set(names)
+    stale = sorted(n for n in stale if n in ANALYSES and skip_reason(ANALYSES[n], task) is None)
+    if stale:
+        log.info("%s: recomputing the stored measures %s too", run.path, stale)
+        names = [*names, *stale]
+        record["measures"] = names
+    return [kept], names
+
+
+def _analyze(
+    run: Run,
+    settings: AnalysisSettings,
+    progress=False,
+    chunk_size: int = DEFAULT_CHUNK,
+    frames: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """The table and summary of a run (written), and its slider frames when ``frames``."""
+    epochs = run.epochs
+    if not epochs:
+        raise RunFileError(f"{run.path}: no complete checkpoints to analyse yet")
+    names = _measure_names(settings.measures)
+    final = final_checkpoint(run, epochs[-1], settings.threshold)
+    record = _settings_record(run, settings, names, final)
+    used, threshold = record["key_freqs_used"], settings.threshold
     log.info(
         "%s: %d checkpoints, key frequencies %s (%s)",
         run.path,
         len(epochs),
         used,
-        settings["key_freqs_source"],
+        record["key_freqs_source"],
     )
-
-    old, previous = previous_analysis(run)
-    kept = [] if old is None else [reusable_rows(old, previous, settings, epochs)]
-    if old is not None:
-        # A measure of the stored table that was not asked for but must be recomputed (its
-        # code or the settings changed) is recomputed too, rather than dropped: asking for
-        # one measure never loses the others.
-        stale = set(old["measure"]) - set(kept[0]["measure"]) - set(names)
-        stale = sorted(n for n in stale if n in ANALYSES and skip_reason(ANALYSES[n], task) is None)
-        if stale:
-            log.info("%s: recomputing the stored measures %s too", run.path, stale)
-            names = [*names, *stale]
-            settings["measures"] = names
+    kept, names = _reused_rows(run, record, names)
 
     have = {}
     for part in kept:
         for name, group in part.groupby("measure"):
             have[name] = set(group["epoch"].tolist())
-    sparse = costly_epochs(epochs, sharpness_every)
+    sparse = costly_epochs(epochs, settings.sharpness_every)
     todo = {
         name: (sparse if ANALYSES[name].costly else set(epochs)) - have.get(name, set())
         for name in names
@@ -144,12 +160,21 @@ def _analyze(
 
     step, bar = _progress_callback(progress, len(todo_epochs))
     try:
-        new = measure_batched(run, todo_epochs, used, threshold, names, chunk_size, todo, step)
+        new = measure_batched(
+            run,
+            todo_epochs,
+            key_freqs=used,
+            threshold=threshold,
+            measures=names,
+            chunk_size=chunk_size,
+            only=todo,
+            progress=step,
+        )
     finally:
         if bar is not None:
             bar.close()
     table = sorted_rows(pd.concat([*kept, new], ignore_index=True)) if kept else new
-    summary = build_summary(run, table, final, settings, acc_threshold)
+    summary = build_summary(run, table, final, record, settings.acc_threshold)
     costly = [name for name in names if ANALYSES[name].costly]
     if costly:  # the costly measures at the phase boundaries too, once they are known
         at = boundary_checkpoints(summary, epochs)
@@ -157,11 +182,21 @@ def _analyze(
         more = sorted(set().union(*todo.values()))
         if more:
             log.info("%s at %d phase-boundary checkpoints %s", costly, len(more), more)
-            extra = measure_batched(run, more, used, threshold, costly, chunk_size, todo)
+            extra = measure_batched(
+                run,
+                more,
+                key_freqs=used,
+                threshold=threshold,
+                measures=costly,
+                chunk_size=chunk_size,
+                only=todo,
+            )
             table = sorted_rows(pd.concat([table, extra], ignore_index=True))
-            summary = build_summary(run, table, final, settings, acc_threshold)
+            summary = build_summary(run, table, final, record, settings.acc_threshold)
     atomic_write_text(run.path / files.ANALYSIS_TABLE, table.to_csv(index=False))
     write_json(run.path / files.SUMMARY, summary)
+    if frames:
+        write_frames(run, summary, threshold, chunk_size)
     return table, summary
 
 
@@ -211,64 +246,71 @@ def boundary_checkpoints(summary: dict, epochs: Sequence[int]) -> set[int]:
 def analyze(
     run_or_path: Run | str | Path,
     measures: Sequence[str] | None = None,
-    threshold: float = 0.85,
-    acc_threshold: float = 0.99,
+    threshold: float = NEURON_THRESHOLD,
+    acc_threshold: float = ACC_THRESHOLD,
     key_freqs: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = False,
     chunk_size: int = DEFAULT_CHUNK,
-    sharpness_every: int = 200,
+    sharpness_every: int = DEFAULT_SHARPNESS_EVERY,
+    *,
+    settings: AnalysisSettings | None = None,
+    frames: bool = True,
 ) -> pd.DataFrame:
-    """Analyse every complete checkpoint of a run; write analysis.csv and summary.json.
+    """Analyse every complete checkpoint of a run; write analysis.csv and summary.json,
+    and (``frames``, for a task with a basis) the epoch-slider frames, frames.npz.
 
-    measures: table measure names (default: every registered measure but the costly,
-    opt-in ones such as ``sharpness``; the name ``"default"`` stands for that list).
-    sharpness_every: the costly measures run at every Nth checkpoint, the last one and
-    the phase-boundary checkpoints only (:func:`costly_epochs`).  threshold: neuron
-    cluster threshold.  acc_threshold: for T_mem / T_grok.  key_freqs: override the final
-    checkpoint's key frequencies.  progress: True for a tqdm bar, or a callback
-    ``(done, total)``.  Returns the whole tidy table.  See the module docstring for the
-    incremental behaviour.
+    settings: an :class:`~grokinterp.analysis.options.AnalysisSettings`; or its fields one
+    by one: measures (default: every registered measure but the costly, opt-in ones such
+    as ``sharpness``; the name ``"default"`` stands for that list), threshold (neuron
+    cluster threshold), acc_threshold (for T_mem / T_grok), key_freqs (override the final
+    checkpoint's key frequencies), sharpness_every (the costly measures run at every Nth
+    checkpoint, the last one and the phase-boundary checkpoints only,
+    :func:`costly_epochs`).  progress: True for a tqdm bar, or a callback
+    ``(done, total)``.  Returns the whole tidy table.  See the module docstring of
+    :mod:`grokinterp.analysis` for the incremental behaviour.
     """
+    if settings is None:
+        settings = AnalysisSettings(
+            measures=measures,
+            threshold=threshold,
+            acc_threshold=acc_threshold,
+            key_freqs=key_freqs,
+            sharpness_every=sharpness_every,
+        )
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
-    table, _ = _analyze(
-        run, measures, threshold, acc_threshold, key_freqs, progress, chunk_size, sharpness_every
-    )
+    table, _ = _analyze(run, settings, progress, chunk_size, frames)
     return table
 
 
-def analyze_path(path: str | Path, **opts) -> dict[str, dict]:
+def analyze_path(
+    path: str | Path,
+    settings: AnalysisSettings | None = None,
+    *,
+    progress: bool | Callable[[int, int], None] = False,
+    chunk_size: int = DEFAULT_CHUNK,
+    frames: bool = True,
+    **fields,
+) -> dict[str, dict]:
     """Analyse a run directory, or every run directory directly inside a folder.
 
-    Returns {run_dir: summary}; ``opts`` are :func:`analyze`'s keyword arguments.
+    Returns {run_dir: summary}.  settings: an :class:`AnalysisSettings`, or its fields as
+    keyword arguments (``threshold=0.9``, ...), as :func:`analyze` takes them.
     """
+    if settings is None:
+        known = set(AnalysisSettings.__dataclass_fields__)
+        extra = sorted(set(fields) - known)
+        if extra:
+            allowed = sorted(known | {"progress", "chunk_size", "frames"})
+            raise TypeError(f"analyze_path got unknown option(s) {extra}; allowed: {allowed}")
+        settings = AnalysisSettings(**fields)
+    elif fields:
+        raise TypeError(f"give settings or its fields, not both (got {sorted(fields)})")
     out = {}
     for run_dir in find_runs(path):
         run = load_run(run_dir)
         if not run.epochs:
             log.warning("%s: no complete checkpoints yet; skipped", run_dir)
             continue
-        known = (
-            "measures",
-            "threshold",
-            "acc_threshold",
-            "key_freqs",
-            "progress",
-            "chunk_size",
-            "sharpness_every",
-        )
-        extra = sorted(set(opts) - set(known))
-        if extra:
-            raise TypeError(f"analyze_path got unknown option(s) {extra}; allowed: {known}")
-        args = {
-            "measures": None,
-            "threshold": 0.85,
-            "acc_threshold": 0.99,
-            "key_freqs": None,
-            "progress": False,
-            "chunk_size": DEFAULT_CHUNK,
-            "sharpness_every": 200,
-            **opts,
-        }
-        _, summary = _analyze(run, **args)
+        _, summary = _analyze(run, settings, progress, chunk_size, frames)
         out[str(run_dir)] = summary
     return out

@@ -46,8 +46,7 @@ def html_table(rows: Iterable[Iterable], header: Iterable[str] | None = None) ->
     if header is not None:
         head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table>{head}{body}</table>"
 

@@ -20,9 +20,12 @@ import plotly.graph_objects as go
 
 from grokinterp import files, plots
 from grokinterp.analysis import checkpoint_detail, read_table
+from grokinterp.analysis.frames import read_frames
 from grokinterp.config import RunConfig
 from grokinterp.figures.export import FORMATS, check_formats, write_figure_files
 from grokinterp.figures.report import html_table, write_page
+from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.plots.sliders import slider_figures
 from grokinterp.run import load_run, read_config
 from grokinterp.storage import RunFileError, read_json
 
@@ -86,25 +89,19 @@ def _final_attention_map(run_dir: Path) -> tuple[np.ndarray, int] | None:
 
 
 def _slider_figures(run_dir: Path) -> dict[str, go.Figure]:
-    """The epoch-slider figures, or none when the checkpoints cannot be read."""
-    from grokinterp.plots.sliders import scrub_figures
-
+    """The epoch-slider figures, drawn from the frames ``analyze`` stored; none (with the
+    reason logged) for a task without a basis or a run analysed before frames were stored."""
     try:
         run = load_run(run_dir)
     except RunFileError as err:
         log.info("no epoch-slider figures: %s", err)
         return {}
-    if run.config.operation != "add":
-        # Their spectra, neuron frequencies and logit profile are those of (a + b) mod p in
-        # the Z_p basis (as the ablations, grokinterp.ablation); for another task they
-        # would draw the wrong basis, so they are left out rather than drawn misleadingly.
-        log.warning(
-            "no epoch-slider figures for operation %r: they are drawn for add only (the "
-            "static figures use the task's basis, docs/tasks.md)",
-            run.config.operation,
-        )
+    try:
+        frames = read_frames(run)
+    except RunFileError as err:
+        log.warning("%s", err)
         return {}
-    return scrub_figures(run) if run.epochs else {}
+    return slider_figures(frames)
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -125,7 +122,7 @@ def draw_figures(
     phases = summary_phases(summary)
     keys = [int(k) for k in summary.get("key_frequencies", [])]
     neurons = summary.get("neurons") or {}  # None for a task without a Fourier basis
-    threshold = float(neurons.get("threshold", 0.85))
+    threshold = float(neurons.get("threshold", NEURON_THRESHOLD))
     last_epoch = int(table["epoch"].max()) if len(table) else None
     # A task whose circuit lives in another basis (mul, div: the discrete log) says so.
     basis = summary.get("basis")
@@ -207,8 +204,8 @@ def write_figures(
     ``RUN/figures/report.html``; returns the paths written.  PNG/SVG need a browser
     (:func:`grokinterp.figures.export.find_browser`); without one, or if the export fails,
     only HTML is written and one warning says why.  refresh: see :func:`write_report`.
-    sliders: also draw the epoch-slider figures (:mod:`grokinterp.plots.sliders`); they
-    are interactive, so they are written as HTML only.
+    sliders: also draw the epoch-slider figures (:mod:`grokinterp.plots.sliders`, from the
+    frames ``analyze`` stored); they are interactive, so they are written as HTML only.
     """
     run_dir = Path(run_dir)
     formats = check_formats(formats)
@@ -295,6 +292,4 @@ def write_report(
         html_table(sorted(config.to_dict().items()), ("field", "value")),
         "</div></div>",
     ]
-    return write_page(
-        path, f"grokinterp report: {title}", sections, figures, refresh=refresh
-    )
+    return write_page(path, f"grokinterp report: {title}", sections, figures, refresh=refresh)

@@ -12,7 +12,7 @@ from grokinterp.measures.keyfreq import (
     neuron_freq_fractions,
     neurons_per_freq,
 )
-from grokinterp.measures.logits import logit_explained_variance
+from grokinterp.measures.logits import logit_explained_variance, logits_along_sum
 from grokinterp.measures.losses import (
     accuracy,
     cross_entropy,
@@ -43,6 +43,7 @@ __all__ = [
     "gini",
     "key_frequencies",
     "logit_explained_variance",
+    "logits_along_sum",
     "logits_by_sum",
     "neuron_freq_fractions",
     "neuron_logit_map",

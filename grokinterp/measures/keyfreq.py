@@ -18,6 +18,8 @@ import torch
 from grokinterp.fourier import fourier_basis, freq_energy_pairs
 from grokinterp.tasks import TaskBasis
 
+NEURON_THRESHOLD = 0.85  # a neuron belongs to its best frequency from this fraction on
+
 
 def neuron_freq_fractions(acts: torch.Tensor, basis: int | TaskBasis) -> torch.Tensor:
     """Fraction of each neuron's variance in each frequency's 8 2-D Fourier terms.
@@ -45,7 +47,7 @@ def neuron_freq_fractions(acts: torch.Tensor, basis: int | TaskBasis) -> torch.T
 
 
 def assign_neurons(
-    fractions: torch.Tensor, threshold: float = 0.85
+    fractions: torch.Tensor, threshold: float = NEURON_THRESHOLD
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each neuron's best frequency, that frequency's fraction, and the neuron's owner.
 

@@ -55,3 +55,19 @@ def logit_explained_variance(
     if not out:
         return x.new_zeros(*x.shape[:-2], 0)
     return torch.stack(out, dim=-1)
+
+
+def logits_along_sum(logits: torch.Tensor, s: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean centred logit against d = (s - z) mod n: (..., n^2, n) -> (..., n) float64.
+
+    logits: the logits of the n^2 basis pairs over the n classes, both in group coordinates
+    (for Z_p, all p^2 pairs i = a*p + b and the p classes, with s = a + b or a - b mod p;
+    for the discrete log, the pairs and classes != 0 in log order); s: (n^2,) each pair's
+    s.  Logits that are a sum of cos(w_k (s - z)) depend on (pair, class) only through d
+    and peak at d = 0, the right answer: this curve shows that shape.
+    """
+    x = logits.double()
+    centred = x - x.mean(-1, keepdim=True)  # (..., n^2, n), centred over the classes
+    d = (s[:, None] - torch.arange(n)[None, :]) % n  # (n^2, n)
+    out = x.new_zeros(*x.shape[:-2], n)
+    return out.index_add_(-1, d.flatten(), centred.flatten(-2)) / n**2

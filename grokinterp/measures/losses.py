@@ -19,16 +19,30 @@ All in float64: the losses after memorisation are far below float32's resolution
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from grokinterp.fourier import FourierBasis
 from grokinterp.tasks import get_task
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in float64: logits (..., N, p), labels (N,) -> (...)."""
+def pair_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each pair in float64: logits (..., N, p), labels (N,) -> (..., N)."""
     logp = logits.double().log_softmax(dim=-1)
     index = labels.expand(*logp.shape[:-1]).unsqueeze(-1)
-    return -logp.gather(-1, index).squeeze(-1).mean(-1)
+    return -logp.gather(-1, index).squeeze(-1)
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in float64: logits (..., N, p), labels (N,) -> (...)."""
+    return pair_cross_entropy(logits, labels).mean(-1)
+
+
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The training objective: mean cross-entropy of logits (N, p), computed in ``dtype``
+    (``RunConfig.loss_dtype``; float64 by default: the tiny losses after memorisation
+    underflow in float32, as Nanda et al. note).  torch's fused kernel, for autograd;
+    the measures use :func:`cross_entropy`, always float64."""
+    return F.cross_entropy(logits.to(dtype), labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from grokinterp.measures.keyfreq import NEURON_THRESHOLD
 from grokinterp.plots.curves import measure_wide
 from grokinterp.plots.style import HEIGHT, PALETTE, WIDTH, freq_color, new_figure, style_figure
 
@@ -120,7 +121,7 @@ def neuron_clusters(
     best_freq: Sequence[int],
     frac_explained: Sequence[float],
     key_freqs: Sequence[int],
-    threshold: float = 0.85,
+    threshold: float = NEURON_THRESHOLD,
     epoch: int | None = None,
 ) -> go.Figure:
     """Each MLP neuron's fraction of variance explained by its best frequency, by frequency.

@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from grokinterp.laws import predict
-from grokinterp.plots.style import CENSORED_COLOR, PALETTE, style_figure
+from grokinterp.plots.style import CENSORED_COLOR, LEGEND_TOP_LEFT, PALETTE, style_figure
 
 __all__ = ["delay_vs_rate", "law_figures", "predicted_vs_measured"]
 
@@ -101,7 +101,7 @@ def delay_vs_rate(points: pd.DataFrame, fit: dict[str, Any]) -> go.Figure:
     fig.update_xaxes(title_text="1 / (lr · weight decay)", type="log")
     fig.update_yaxes(title_text="delay T_grok − T_mem (epochs)", type="log")
     style_figure(fig, "Law (a): grokking delay against 1/(lr · wd)")
-    fig.update_layout(legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top"})
+    fig.update_layout(legend=LEGEND_TOP_LEFT)
     return fig
 
 
@@ -149,7 +149,7 @@ def predicted_vs_measured(points: pd.DataFrame, fit: dict[str, Any], law: str) -
     style_figure(fig, f"{TITLES[law].capitalize()}: {entry['formula']} — {_fit_label(entry)}")
     fig.update_layout(
         title={"font": {"size": 13}},
-        legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top"},
+        legend=LEGEND_TOP_LEFT,
     )
     return fig
 

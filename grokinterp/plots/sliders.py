@@ -1,9 +1,10 @@
 """Epoch-slider figures: one-checkpoint pictures with a plotly slider over training.
 
-Each function takes a :class:`grokinterp.scrub.ScrubData` and returns a
-``plotly.graph_objects.Figure`` with one frame per epoch (named by the epoch) and a slider
-labelled by epoch; the figure starts on the last frame.  :func:`scrub_figures` computes
-the data of a run and returns all four.
+Each function takes the :class:`grokinterp.analysis.frames.Frames` that ``analyze``
+stored (in the task's basis: Z_p, or Z_{p-1} by discrete log for mul and div) and returns
+a ``plotly.graph_objects.Figure`` with one frame per epoch (named by the epoch) and a
+slider labelled by epoch; the figure starts on the last frame.  :func:`slider_figures`
+returns all four.
 
 Size.  Frames are stored as plotly typed arrays (binary, base64 in the HTML): values are
 float32 rounded to 3 significant digits and the attention maps are whole percent in
@@ -19,9 +20,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokinterp.plots.style import frequency_colors
-from grokinterp.run import Run
-from grokinterp.scrub import MAX_FRAMES, ScrubData, scrub_data
+from grokinterp.analysis.frames import Frames
+from grokinterp.plots.style import FONT, PALETTE, WIDTH, frequency_colors
 
 __all__ = [
     "attention_slider",
@@ -29,12 +29,11 @@ __all__ = [
     "logit_profile_slider",
     "neuron_clusters_slider",
     "round_sig",
-    "scrub_figures",
+    "slider_figures",
 ]
 
-FONT = {"family": "Helvetica, Arial, sans-serif", "size": 14}
-WIDTH, HEIGHT = 900, 560
-OTHER = "#BBBBBB"  # frequencies that are not key frequencies
+HEIGHT = 560  # taller than the static figures: the slider sits below the axes
+OTHER = PALETTE["other frequency"]
 
 
 def round_sig(x: np.ndarray, digits: int = 3) -> np.ndarray:
@@ -51,7 +50,7 @@ def _colors(freqs: Sequence[int], key_freqs: Sequence[int]) -> list[str]:
     return [colours.get(int(k), OTHER) for k in freqs]
 
 
-def _title(data: ScrubData, i: int, what: str) -> str:
+def _title(data: Frames, i: int, what: str) -> str:
     epoch = data.epochs[i]
     phases = [name for name, e in data.anchors.items() if e == epoch]
     mark = f" [{', '.join(phases)}]" if phases else ""
@@ -61,7 +60,7 @@ def _title(data: ScrubData, i: int, what: str) -> str:
     )
 
 
-def _animate(fig: go.Figure, data: ScrubData, frame_traces: list, what: str) -> go.Figure:
+def _animate(fig: go.Figure, data: Frames, frame_traces: list, what: str) -> go.Figure:
     """Add one frame per epoch (its traces, its title) and a slider; show the last frame."""
     fig.frames = [
         go.Frame(
@@ -106,7 +105,11 @@ def _animate(fig: go.Figure, data: ScrubData, frame_traces: list, what: str) -> 
     return fig
 
 
-def embedding_spectrum_slider(data: ScrubData) -> go.Figure:
+def _in_basis(data: Frames) -> str:
+    return "" if data.basis == "Z_p" else f", {data.basis} basis"
+
+
+def embedding_spectrum_slider(data: Frames) -> go.Figure:
     """Norm of the embedding's Fourier components per frequency, one frame per epoch."""
     freqs = np.arange(data.embed_freq_norm.shape[1])
     colours = _colors(freqs, data.key_freqs)
@@ -124,7 +127,7 @@ def embedding_spectrum_slider(data: ScrubData) -> go.Figure:
         for row in values
     ]
     fig = go.Figure()
-    _animate(fig, data, frames, "Embedding W_E in the Fourier basis")
+    _animate(fig, data, frames, f"Embedding W_E in the Fourier basis{_in_basis(data)}")
     fig.update_xaxes(title_text="frequency k (0 = constant)")
     fig.update_yaxes(
         title_text="norm of the cos k, sin k components", range=[0, 1.05 * np.nanmax(values)]
@@ -132,7 +135,7 @@ def embedding_spectrum_slider(data: ScrubData) -> go.Figure:
     return fig
 
 
-def neuron_clusters_slider(data: ScrubData) -> go.Figure:
+def neuron_clusters_slider(data: Frames) -> go.Figure:
     """Each neuron's best frequency and its fraction of variance, one frame per epoch.
 
     Points are spread sideways by a fixed per-neuron offset so a cluster reads as a column;
@@ -158,14 +161,14 @@ def neuron_clusters_slider(data: ScrubData) -> go.Figure:
             ]
         )
     fig = go.Figure()
-    _animate(fig, data, frames, "MLP neurons by best frequency")
+    _animate(fig, data, frames, f"MLP neurons by best frequency{_in_basis(data)}")
     fig.add_hline(y=data.threshold, line_dash="dash", line_color="#555555")
-    fig.update_xaxes(title_text="best frequency of the neuron", range=[0.3, (data.p - 1) / 2 + 0.7])
+    fig.update_xaxes(title_text="best frequency of the neuron", range=[0.3, data.n // 2 + 0.7])
     fig.update_yaxes(title_text="fraction of variance explained", range=[0, 1.05])
     return fig
 
 
-def attention_slider(data: ScrubData) -> go.Figure:
+def attention_slider(data: Frames) -> go.Figure:
     """Each head's attention from '=' to a for every input (a, b), one frame per epoch.
 
     Values are whole percent (uint8), to keep the file small.
@@ -210,13 +213,13 @@ def attention_slider(data: ScrubData) -> go.Figure:
     return fig
 
 
-def logit_profile_slider(data: ScrubData) -> go.Figure:
-    """Mean centred logit against d = (a + b - c) mod p, one frame per epoch.
+def logit_profile_slider(data: Frames) -> go.Figure:
+    """Mean centred logit against d (e.g. (a + b - c) mod p), one frame per epoch.
 
     A Fourier circuit makes this a sum of cos(w_k d) over the key frequencies, peaking at
     d = 0 (the right answer); memorisation leaves it flat.
     """
-    d = np.arange(data.p, dtype=np.int16)
+    d = np.arange(data.n, dtype=np.int16)
     values = round_sig(data.logit_profile)
     frames = [
         [
@@ -232,19 +235,16 @@ def logit_profile_slider(data: ScrubData) -> go.Figure:
         for row in values
     ]
     fig = go.Figure()
-    _animate(fig, data, frames, "Logits against (a + b − c) mod p")
+    _animate(fig, data, frames, f"Logits against {data.profile_label}")
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     pad = 0.05 * (hi - lo) or 1.0
-    fig.update_xaxes(title_text="d = (a + b − c) mod p")
+    fig.update_xaxes(title_text=f"d = {data.profile_label}")
     fig.update_yaxes(title_text="mean centred logit", range=[lo - pad, hi + pad])
     return fig
 
 
-def scrub_figures(
-    run: Run, max_frames: int = MAX_FRAMES, data: ScrubData | None = None
-) -> dict[str, go.Figure]:
-    """The four slider figures of a run, by file stem (for report.html)."""
-    data = scrub_data(run, max_frames=max_frames) if data is None else data
+def slider_figures(data: Frames) -> dict[str, go.Figure]:
+    """The four slider figures, by file stem (for report.html)."""
     return {
         "scrub_embedding_spectrum": embedding_spectrum_slider(data),
         "scrub_neuron_clusters": neuron_clusters_slider(data),

@@ -62,6 +62,7 @@ PALETTE: dict = {
 }
 
 CENSORED_COLOR = PALETTE["censored"]
+LEGEND_TOP_LEFT = {"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top"}
 FONT = {"family": "Helvetica, Arial, sans-serif", "size": 14}
 WIDTH, HEIGHT = 900, 500
 

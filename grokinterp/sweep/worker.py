@@ -47,7 +47,7 @@ def set_threads(threads: int) -> None:
 def train_and_analyze(cfg: RunConfig, out: Path) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (resuming what is there), analyse it; return its summary."""
     from grokinterp.analysis import analyze_path
-    from grokinterp.train import train
+    from grokinterp.training import train
 
     if (out / files.CONFIG).is_file():
         train(cfg, out, resume=True)

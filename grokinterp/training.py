@@ -17,16 +17,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from grokinterp import files
 from grokinterp.config import RunConfig
 from grokinterp.data import Dataset, make_dataset
 from grokinterp.errors import RunExistsError
 from grokinterp.forward import draw_dropout_masks, last_position_dropped
+from grokinterp.measures.losses import training_loss
 from grokinterp.model import build_model, last_position_logits, tl_parameters, trainable_parameters
 from grokinterp.optim import build_grad_filter, build_optimizer
-from grokinterp.run import Run, load_run, read_config, read_split
+from grokinterp.run import (
+    Run,
+    load_run,
+    read_config,
+    read_split,
+    save_checkpoint,
+    write_run_files,
+)
 from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch
 from grokinterp.storage import (
     RunFileError,
@@ -36,19 +43,12 @@ from grokinterp.storage import (
     metrics_header,
     read_metrics,
     save_tensors,
-    write_json,
 )
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _FILTER_PREFIX = "grokfast."
-
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Mean cross-entropy, computed in ``dtype`` (float64 by default: the tiny losses after
-    memorisation underflow in float32, as Nanda et al. note)."""
-    return F.cross_entropy(logits.to(dtype), labels)
 
 
 @contextmanager
@@ -131,7 +131,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         logits = self.forward(tokens)
-        loss = cross_entropy(logits, labels, self.loss_dtype).item()
+        loss = training_loss(logits, labels, self.loss_dtype).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
     def train_forward(self, tokens: torch.Tensor, generator: torch.Generator | None):
@@ -162,14 +162,14 @@ class Trainer:
         batches = batch_order(self.cfg, epoch)
         if batches is None and self.cfg.dropout == 0:  # the default: one forward for both
             logits = self.forward(self.train_tokens)
-            loss = cross_entropy(logits, self.train_labels, self.loss_dtype)
+            loss = training_loss(logits, self.train_labels, self.loss_dtype)
             row = {"epoch": epoch, "lr": lr, "train_loss": loss.item()}
             if evaluate:
                 row["train_acc"] = (logits.argmax(-1) == self.train_labels).float().mean().item()
                 row["test_loss"], row["test_acc"] = self.evaluate(
                     self.test_tokens, self.test_labels
                 )
-            self._step(loss, lr)
+            self.optimizer_step(loss, lr)
             return row
         train_loss, train_acc = self.evaluate(self.train_tokens, self.train_labels)
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss}
@@ -183,7 +183,9 @@ class Trainer:
             tokens = self.train_tokens if idx is None else self.train_tokens[idx.to(self.device)]
             labels = self.train_labels if idx is None else self.train_labels[idx.to(self.device)]
             logits = self.train_forward(tokens, generator)
-            self._step(cross_entropy(logits, labels, self.loss_dtype), self.step_lr(first_step + i))
+            self.optimizer_step(
+                training_loss(logits, labels, self.loss_dtype), self.step_lr(first_step + i)
+            )
         return row
 
     def final_row(self, epoch: int) -> dict:
@@ -200,7 +202,7 @@ class Trainer:
             "test_acc": test_acc,
         }
 
-    def _step(self, loss: torch.Tensor, lr: float) -> None:
+    def optimizer_step(self, loss: torch.Tensor, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -247,11 +249,7 @@ def _prepare_new_run(cfg: RunConfig, out: Path, data: Dataset) -> None:
         )
     if out.exists() and any(out.iterdir()):
         raise RunExistsError(f"{out} exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / files.SPLIT, {"train_idx": data.train_idx.tolist()})
-    atomic_write_text(out / files.METRICS, metrics_header())
-    # The config goes last: a folder with a config is a run that can be resumed.
-    atomic_write_text(out / files.CONFIG, cfg.to_json() + "\n")
+    write_run_files(out, cfg, data.train_idx)
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -339,8 +337,7 @@ def train(
 
 
 def _save_checkpoint(out: Path, trainer: Trainer, epoch: int) -> None:
-    meta = {"format": files.CHECKPOINT_FORMAT, "epoch": str(epoch)}
-    save_tensors(files.checkpoint_path(out, epoch), trainer.model.state_dict(), meta)
+    save_checkpoint(out, epoch, trainer.model.state_dict())
     # Optimiser state after the checkpoint: if killed in between, resume starts from the
     # previous checkpoint and rewrites this one identically.
     meta = {"format": files.OPTIMIZER_FORMAT, "epoch": str(epoch)}

@@ -24,12 +24,12 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from grokinterp.bench import _time_epochs
+from grokinterp.bench.train import time_epochs
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import make_dataset
 from grokinterp.forward import last_position
 from grokinterp.model import build_model, tl_name
-from grokinterp.train import Trainer, deterministic_algorithms, warmup_factor
+from grokinterp.training import Trainer, deterministic_algorithms, warmup_factor
 
 __all__ = ["EnsembleTrainer", "bench_ensemble", "format_bench_ensemble"]
 
@@ -59,7 +59,7 @@ class EnsembleTrainer:
     """The models, one optimiser and the data of N same-shape runs, stepped together.
 
     ``weights`` maps native parameter names to stacked tensors of shape (N, ...); slice
-    ``i`` is run ``cfgs[i]``.  ``epoch`` mirrors :meth:`grokinterp.train.Trainer.epoch`.
+    ``i`` is run ``cfgs[i]``.  ``epoch`` mirrors :meth:`grokinterp.training.Trainer.epoch`.
     """
 
     def __init__(self, cfgs: Sequence[RunConfig]):
@@ -206,11 +206,11 @@ def bench_ensemble(
     torch.set_num_threads(threads)
     rows = []
     try:
-        with deterministic_algorithms():  # as grokinterp.train.train runs
+        with deterministic_algorithms():  # as grokinterp.training.train runs
             for n in sizes:
                 cfgs = _member_configs(cfg, n)
                 ensemble = EnsembleTrainer(cfgs)
-                batched = n * _time_epochs(
+                batched = n * time_epochs(
                     lambda e, t=ensemble: t.epoch(e, evaluate=e % cfg.eval_every == 0),
                     n_epochs,
                     warmup,
@@ -221,7 +221,7 @@ def bench_ensemble(
                     for t in trainers:
                         t.epoch(e, evaluate=e % cfg.eval_every == 0)
 
-                separate = n * _time_epochs(one_each, max(n_epochs // n, 2), 1)
+                separate = n * time_epochs(one_each, max(n_epochs // n, 2), 1)
                 rows.append({"n": n, "ensemble": batched, "separate": separate})
     finally:
         torch.set_num_threads(previous)

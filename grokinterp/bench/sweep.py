@@ -62,7 +62,7 @@ def bench_sweep(
     workdir: str | Path | None = None,
 ) -> dict:
     """Runs per hour of ``spec_text`` one at a time, on the local pool and (``ray``) on a
-    local Ray; with ``ensemble``, also :func:`grokinterp.sweep.ensemble.bench_ensemble`.
+    local Ray; with ``ensemble``, also :func:`grokinterp.bench.ensemble.bench_ensemble`.
     """
     cores = available_cores()
     result: dict = {"cores": cores, "load_before": os.getloadavg(), "ways": {}}
@@ -81,7 +81,7 @@ def bench_sweep(
             timing = _time_sweep(spec, Path(tmp) / f"way{i}", threads, backend)
             result["ways"][way] = {"threads": threads, **timing}
     if ensemble:
-        from grokinterp.sweep.ensemble import bench_ensemble
+        from grokinterp.bench.ensemble import bench_ensemble
 
         result["ensemble"] = bench_ensemble()
     result["load_after"] = os.getloadavg()
@@ -105,7 +105,7 @@ def format_bench_sweep(result: dict) -> str:
             f"one at a time ({', '.join(w['statuses'])})"
         )
     if "ensemble" in result:
-        from grokinterp.sweep.ensemble import format_bench_ensemble
+        from grokinterp.bench.ensemble import format_bench_ensemble
 
         lines.append(format_bench_ensemble(result["ensemble"]))
     return "\n".join(lines)
