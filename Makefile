@@ -1,12 +1,18 @@
 # Two entry points (see README):
 #   make all    set up from nothing, then train, analyse and draw the default p = 113 run
 #   make test   set up from nothing, then run the test suite
+# and, for the edit-test loop and the write-up:
+#   make test-fast   the suite without the slow tests (Ray, kill-and-resume, notebooks, watch)
+#   make notebooks   the four notebooks executed against $(RUN), beside its report.html
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 RUN    ?= checkpoints/add-p113-paper-init999-data598
 
-.PHONY: all setup browser train analyze figures test lint clean-venv
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+EXECUTED  := $(RUN)/figures
+
+.PHONY: all setup browser train analyze figures test test-fast notebooks lint clean-venv
 
 all: setup browser train analyze figures
 	@echo "report: $(RUN)/figures/report.html"
@@ -40,6 +46,23 @@ figures: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Under 2 minutes on 2 idle cores: skips the tests marked slow (Ray, SIGKILL and resume,
+# the notebooks, long trainings) and the watch tests.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/test_watch.py
+
+# Executed copies (with outputs) and static HTML of the notebooks, written next to
+# $(RUN)/figures/report.html; the committed notebooks keep no outputs.  Analyse the run
+# first (make analyze).
+notebooks: setup
+	mkdir -p $(EXECUTED)
+	GROKINTERP_RUN=$(abspath $(RUN)) PYTHONPATH=$(CURDIR) $(BIN)/jupyter nbconvert \
+	  --to notebook --execute --ExecutePreprocessor.timeout=3600 \
+	  --output-dir $(EXECUTED) $(NOTEBOOKS)
+	$(BIN)/jupyter nbconvert --to html --output-dir $(EXECUTED) \
+	  $(addprefix $(EXECUTED)/,$(notdir $(NOTEBOOKS)))
+	@echo "notebooks: $(EXECUTED)/*.ipynb and $(EXECUTED)/*.html"
 
 lint: setup
 	$(BIN)/ruff check grokinterp tests
