@@ -19,11 +19,14 @@ from grokinterp.measures import (
     attention_to,
     cross_entropy,
     embedding_components,
+    excluded_logits,
     freq_projections,
     gini,
     logit_explained_variance,
     neuron_logit_map,
     neurons_per_freq,
+    restricted_logit_table,
+    restricted_loss,
     wl_components,
 )
 from grokinterp.measures.attention import TARGETS
@@ -179,30 +182,26 @@ def _projections(ck: Checkpoints) -> torch.Tensor:
 
 @register("restricted_loss", uses_key_freqs=True, needs_basis=True)
 def _restricted_loss(ck: Checkpoints) -> dict[str, torch.Tensor]:
-    # The restricted logits depend on (a, b) only through s, so take the log-softmax of
-    # the (s, c) table once: the same values as restricted_logits, p times less work.
     # On the basis pairs (all p^2 for Z_p; a, b != 0 for the discrete log), all p classes.
-    table = _projections(ck).sum(1) + ck.basis_logits.mean(dim=-2, keepdim=True)  # (C, n_s, p)
-    logp = table.log_softmax(dim=-1)
-    labels = ck.basis_labels
-
-    def loss(idx: torch.Tensor | None = None) -> torch.Tensor:
-        s, y = (ck.sums, labels) if idx is None else (ck.sums[idx], labels[idx])
-        return -logp[:, s, y].mean(-1)
-
+    s, labels = ck.sums, ck.basis_labels
+    table = restricted_logit_table(ck.basis_logits, s, ck.basis, ck.key_freqs, _projections(ck))
     train, test = ck.basis_split("train"), ck.basis_split("test")
-    return {"all": loss(), "train": loss(train), "test": loss(test)}
+    return {
+        "all": restricted_loss(table, s, labels),
+        "train": restricted_loss(table, s[train], labels[train]),
+        "test": restricted_loss(table, s[test], labels[test]),
+    }
 
 
 @register("excluded_loss", uses_key_freqs=True, needs_basis=True)
 def _excluded_loss(ck: Checkpoints) -> dict[str, torch.Tensor]:
     train = ck.basis_split("train")  # the training pairs that are basis pairs
-    x = ck.basis_logits[:, train]
-    labels = ck.basis_labels[train]
-    proj = _projections(ck)[..., ck.sums[train], :]  # (C, K, N_train, p)
-    out = {"all": cross_entropy(x - proj.sum(1), labels)}
+    x, s, labels = ck.basis_logits[:, train], ck.sums[train], ck.basis_labels[train]
+    proj = _projections(ck)  # (C, K, n, p)
+    out = {"all": cross_entropy(excluded_logits(x, s, ck.basis, ck.key_freqs, proj), labels)}
     for j, k in enumerate(ck.key_freqs):
-        out[str(k)] = cross_entropy(x - proj[:, j], labels)
+        one = excluded_logits(x, s, ck.basis, (k,), proj[:, j : j + 1])
+        out[str(k)] = cross_entropy(one, labels)
     return out
 
 

@@ -19,8 +19,12 @@ from grokinterp.measures.losses import (
     excluded_logits,
     freq_projections,
     logits_by_sum,
+    pair_cross_entropy,
+    restricted_logit_table,
     restricted_logits,
+    restricted_loss,
     sum_index,
+    training_loss,
 )
 from grokinterp.measures.norms import WEIGHT_NAMES, weight_norms_sq
 from grokinterp.measures.sparsity import gini
@@ -48,8 +52,12 @@ __all__ = [
     "neuron_freq_fractions",
     "neuron_logit_map",
     "neurons_per_freq",
+    "pair_cross_entropy",
+    "restricted_logit_table",
     "restricted_logits",
+    "restricted_loss",
     "sum_index",
+    "training_loss",
     "weight_norms_sq",
     "wl_components",
 ]

@@ -91,27 +91,66 @@ def freq_projections(
     return torch.einsum("kjs,...kjc->...ksc", f, coef)
 
 
+def _projections(
+    x: torch.Tensor, s: torch.Tensor, basis: FourierBasis, freqs, projections
+) -> torch.Tensor:
+    if projections is None:
+        projections = freq_projections(logits_by_sum(x, s, basis.p), basis, freqs)
+    return projections
+
+
+def restricted_logit_table(
+    logits: torch.Tensor,
+    s: torch.Tensor,
+    basis: FourierBasis,
+    freqs: list[int] | tuple[int, ...],
+    projections: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The restricted logits as a function of s: (..., p^2, p) -> (..., p, p) float64.
+
+    The logits' projection onto the key-frequency directions depends on the pair only
+    through s, and so do the restricted logits: row s holds those of every pair with that
+    s (:func:`restricted_logits` reads them back per pair).  ``projections``: the
+    :func:`freq_projections` of these logits, if already computed.
+    """
+    x = logits.double()
+    return _projections(x, s, basis, freqs, projections).sum(-3) + x.mean(dim=-2, keepdim=True)
+
+
 def restricted_logits(
     logits: torch.Tensor, s: torch.Tensor, basis: FourierBasis, freqs: list[int] | tuple[int, ...]
 ) -> torch.Tensor:
     """The logits' projection onto the key-frequency directions plus each output's mean.
 
     logits: (..., p^2, p) -> (..., p^2, p) float64.  Cross-entropy on all pairs (and on the
-    train and test pairs) is the restricted loss.
+    train and test pairs) is the restricted loss (:func:`restricted_loss`).
     """
-    x = logits.double()
-    projection = freq_projections(logits_by_sum(x, s, basis.p), basis, freqs).sum(-3)
-    return projection[..., s, :] + x.mean(dim=-2, keepdim=True)
+    return restricted_logit_table(logits, s, basis, freqs)[..., s, :]
+
+
+def restricted_loss(table: torch.Tensor, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The restricted loss: float64 cross-entropy of the restricted logits of the pairs with
+    sums ``s`` (N,) and ``labels`` (N,), from their :func:`restricted_logit_table` (..., p, p).
+
+    Equal to ``cross_entropy(restricted_logits(...), labels)`` on those pairs; the
+    log-softmax is taken once per s instead of once per pair.
+    """
+    return -table.log_softmax(dim=-1)[..., s, labels].mean(-1)
 
 
 def excluded_logits(
-    logits: torch.Tensor, s: torch.Tensor, basis: FourierBasis, freqs: list[int] | tuple[int, ...]
+    logits: torch.Tensor,
+    s: torch.Tensor,
+    basis: FourierBasis,
+    freqs: list[int] | tuple[int, ...],
+    projections: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The logits minus their projection onto the key-frequency directions (no mean added).
 
     logits: (..., p^2, p) -> (..., p^2, p) float64.  Cross-entropy on the training pairs is
-    the excluded loss; with no frequencies it is the training loss.
+    the excluded loss; with no frequencies it is the training loss.  ``projections``: the
+    :func:`freq_projections` (..., K, p, p) to remove, if already computed (for example of
+    all pairs, with ``logits`` and ``s`` those of the training pairs only).
     """
     x = logits.double()
-    projection = freq_projections(logits_by_sum(x, s, basis.p), basis, freqs).sum(-3)
-    return x - projection[..., s, :]
+    return x - _projections(x, s, basis, freqs, projections).sum(-3)[..., s, :]
