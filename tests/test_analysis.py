@@ -157,6 +157,71 @@ def test_batched_rows_equal_the_hooked_reference(run_dir):
     _same(batched, hooked)
 
 
+def test_the_table_equals_an_independent_computation_from_the_hooked_model(run_dir):
+    """The batched table against a reference that shares none of its code path: the
+    TransformerLens model's ``run_with_cache`` activations and weight properties, through
+    the per-pair definitions of grokinterp.measures (no registry, no chunk, no shortcut)."""
+    import torch
+
+    from grokinterp.fourier import fourier_basis, freq_norms
+    from grokinterp.measures import (
+        accuracy,
+        assign_neurons,
+        cross_entropy,
+        embedding_components,
+        excluded_logits,
+        logit_explained_variance,
+        neuron_freq_fractions,
+        neurons_per_freq,
+        restricted_logits,
+        sum_index,
+    )
+    from grokinterp.tasks import get_task
+
+    run = load_run(run_dir)
+    epoch, p, keys = run.epochs[-1], run.config.p, (1, 3)
+    table = measure_batched(run, [epoch], key_freqs=keys, threshold=THRESHOLD)
+
+    def row(measure: str, key: str = "") -> float:
+        rows = table[(table["measure"] == measure) & (table["key"] == key)]
+        assert len(rows) == 1, (measure, key)
+        return float(rows["value"].iloc[0])
+
+    model, data = run.model_at(epoch), run.dataset
+    logits, cache = run.cache_at(epoch)
+    last = logits[:, -1].double()  # (p^2, p): the answers at '='
+    labels, train, test = data.labels, data.train_idx, data.test_idx
+    basis, s = fourier_basis(p), sum_index(p, "add")
+    want = {
+        ("train_loss", ""): cross_entropy(last[train], labels[train]),
+        ("test_loss", ""): cross_entropy(last[test], labels[test]),
+        ("train_acc", ""): accuracy(last[train], labels[train]),
+        ("test_acc", ""): accuracy(last[test], labels[test]),
+    }
+    restricted = restricted_logits(last, s, basis, keys)  # (p^2, p), per pair
+    for split, idx in (("all", torch.arange(p * p)), ("train", train), ("test", test)):
+        want[("restricted_loss", split)] = cross_entropy(restricted[idx], labels[idx])
+    for key, freqs in (("all", keys), *((str(k), (k,)) for k in keys)):
+        excluded = excluded_logits(last, s, basis, freqs)[train]
+        want[("excluded_loss", key)] = cross_entropy(excluded, labels[train])
+    spectrum = freq_norms(embedding_components(model.W_E.detach().double(), basis))
+    for k in range(p // 2 + 1):
+        want[("embed_freq_norm", str(k))] = spectrum[k]
+    post = cache["blocks.0.mlp.hook_post"][:, -1]  # (p^2, d_mlp) at '='
+    fractions = neuron_freq_fractions(post, get_task("add").basis(p))
+    counts = neurons_per_freq(assign_neurons(fractions, THRESHOLD)[2], p)
+    for k in range(1, p // 2 + 1):
+        want[("neurons_per_freq", str(k))] = counts[k]
+    explained = logit_explained_variance(last, s, p, keys)
+    want[("logit_explained_var", "all")] = explained.sum()
+    pattern = cache["blocks.0.attn.hook_pattern"][:, :, -1]  # (p^2, H, 3) from '='
+    for h in range(run.config.n_heads):
+        for t, target in enumerate(("a", "b", "=")):
+            want[("attn_to", f"h{h}:{target}")] = pattern[:, h, t].double().mean()
+    for (measure, key), value in want.items():
+        assert row(measure, key) == pytest.approx(float(value), rel=1e-5, abs=1e-9), (measure, key)
+
+
 def test_analyze_path_on_a_folder_of_runs(run_dir, tmp_path):
     shutil.copytree(run_dir, tmp_path / "second")
     summaries = analyze_path(tmp_path, threshold=THRESHOLD)
