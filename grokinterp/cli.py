@@ -467,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p_train)
     p_train.set_defaults(func=_cmd_train)
 
+    # the analysis defaults, defined once (AnalysisSettings)
+    from grokinterp.analysis.options import DEFAULT_SHARPNESS_EVERY
+    from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+    from grokinterp.phases import ACC_THRESHOLD
+
     p_analyze = sub.add_parser("analyze", help="progress measures for every checkpoint")
     p_analyze.add_argument(
         "path", help="a run directory, a folder of run directories, or a sweep folder (runs.csv)"
@@ -479,18 +484,21 @@ def build_parser() -> argparse.ArgumentParser:
     p_analyze.add_argument(
         "--sharpness-every",
         type=int,
-        default=200,
+        default=DEFAULT_SHARPNESS_EVERY,
         metavar="N",
         help="sharpness at every Nth checkpoint, the last and the phase boundaries (default 200)",
     )
     p_analyze.add_argument(
         "--threshold",
         type=float,
-        default=0.85,
+        default=NEURON_THRESHOLD,
         help="fraction of a neuron's variance its frequency must explain",
     )
     p_analyze.add_argument(
-        "--acc-threshold", type=float, default=0.99, help="accuracy that defines T_mem and T_grok"
+        "--acc-threshold",
+        type=float,
+        default=ACC_THRESHOLD,
+        help="accuracy that defines T_mem and T_grok",
     )
     p_analyze.add_argument("--key-freqs", help="fix the key frequencies, e.g. 14,35,41,42,52")
     p_analyze.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -56,16 +56,22 @@ the final checkpoint's key frequencies (or ``key_freqs`` or ``threshold`` change
 checkpoint's rows of the measures that depend on them are recomputed.  Measures not
 requested this time are kept if still valid and dropped if stale.
 
-Where things live: :mod:`~grokinterp.analysis.checkpoints` (a chunk of checkpoints and its
-shared forward pass), :mod:`~grokinterp.analysis.registry` (the registered measures),
+The epoch-slider frames are a product of the same pipeline: after the table, ``analyze``
+measures them at up to 60 checkpoints, in the task's basis, and stores them in
+``frames.npz`` (:mod:`~grokinterp.analysis.frames`); the slider figures only read them.
+
+Where things live: :mod:`~grokinterp.analysis.options` (:class:`AnalysisSettings`, what
+``analyze`` is asked for), :mod:`~grokinterp.analysis.checkpoints` (a chunk of checkpoints
+and its shared forward pass), :mod:`~grokinterp.analysis.registry` (the registered measures),
 :mod:`~grokinterp.analysis.batch` (rows over chunks, and the hooked reference),
 :mod:`~grokinterp.analysis.table` (the table file and the cache),
-:mod:`~grokinterp.analysis.summary` (summary.json) and :mod:`~grokinterp.analysis.pipeline`
-(:func:`analyze`).
+:mod:`~grokinterp.analysis.summary` (summary.json), :mod:`~grokinterp.analysis.frames`
+(frames.npz) and :mod:`~grokinterp.analysis.pipeline` (:func:`analyze`).
 """
 
 from grokinterp.analysis.batch import checkpoint_detail, measure_batched, measure_hooked
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK, Checkpoints
+from grokinterp.analysis.options import AnalysisSettings
 from grokinterp.analysis.pipeline import analyze, analyze_path
 from grokinterp.analysis.registry import ANALYSES, SCALAR, Analysis, default_measures, register
 from grokinterp.analysis.summary import format_summary
@@ -75,6 +81,7 @@ __all__ = [
     "ANALYSES",
     "ANALYSIS_VERSION",
     "Analysis",
+    "AnalysisSettings",
     "COLUMNS",
     "Checkpoints",
     "DEFAULT_CHUNK",

@@ -6,8 +6,9 @@
 
 Modules: :mod:`.spec` (the spec and its expansion), :mod:`.manifest` (the sweep folder),
 :mod:`.worker` (one run: train, analyse), :mod:`.backends` (where runs execute),
-:mod:`.coordinator` (:func:`run_sweep`), :mod:`.table` (:func:`load_sweep`),
-:mod:`.figures` (figures across runs).
+:mod:`.coordinator` (:func:`run_sweep`), :mod:`.table` (:func:`load_sweep`).  The figures
+across runs are drawn by :mod:`grokinterp.plots.sweep` and written by
+:mod:`grokinterp.figures.sweep`.
 """
 
 from grokinterp.sweep.backends import Backend, InlineBackend, LocalBackend
