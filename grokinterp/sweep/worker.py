@@ -55,7 +55,10 @@ def train_and_analyze(cfg: RunConfig, out: Path) -> dict[str, Any]:
         if out.exists():  # killed before the run's config was written: nothing to keep
             shutil.rmtree(out)
         train(cfg, out)
-    return analyze_path(out)[str(out)]
+    # No slider frames: a sweep is read through its table of runs, and the frames would
+    # nearly double a sparse-schedule run's analysis; 'grokinterp analyze RUN' adds them
+    # later (the table is reused).
+    return analyze_path(out, frames=False)[str(out)]
 
 
 def run_one(sweep_dir: str, name: str, threads: int) -> dict[str, Any]:
