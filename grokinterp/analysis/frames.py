@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +268,7 @@ def _load(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
             arrays = {k: npz[k] for k in ARRAYS}
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
         log.warning("ignoring %s: %s", path, err)
         return None
     if meta.get("format") != FRAMES_FORMAT:
