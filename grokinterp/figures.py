@@ -432,6 +432,8 @@ def _phase_rows(summary: Mapping) -> list[tuple]:
             value = entry.get("epoch")
             if value is None:
                 value = entry.get("value")
+            if value is None and (entry.get("inputs") or {}).get("not_seen"):
+                value = "not seen"
             rows.append((key, meanings.get(key, ""), value, entry.get("rule", "")))
         else:
             rows.append((key, meanings.get(key, ""), entry, ""))
@@ -476,7 +478,13 @@ def write_report(
         _table(_phase_rows(summary), ("boundary", "meaning", "epoch", "rule")),
         "<p>Key frequencies: <b>"
         + html.escape(", ".join(str(k) for k in summary.get("key_frequencies", [])) or "none")
-        + "</b></p>",
+        + "</b>"
+        + (
+            ""
+            if summary.get("cleanup_seen", True)
+            else " (at the last checkpoint; cleanup not seen, so not the run's final set)"
+        )
+        + "</p>",
         "<div class='columns'><div><h2>Final values</h2>",
         _table(final_rows, ("quantity", "value")),
         "</div><div><h2>Configuration</h2>",

@@ -272,10 +272,10 @@ def _fake_sweep(folder: Path, runs: list[dict]) -> Path:
         path.mkdir(parents=True)
         phases = {k: {"epoch": run.get(k)} for k in ("T_mem", "T_grok", "memorisation_end")}
         phases.update({k: {"epoch": run.get(k)} for k in ("circuit_formation_end", "cleanup_end")})
-        write_json(
-            path / files.SUMMARY,
-            {"phases": phases, "final_epoch": run["end"], "key_frequencies": [3], "final": {}},
-        )
+        summary = {"phases": phases, "final_epoch": run["end"], "key_frequencies": [3]}
+        summary["cleanup_seen"] = run.get("cleanup_end") is not None
+        summary["not_seen"] = run.get("not_seen", {})
+        write_json(path / files.SUMMARY, {**summary, "final": {}})
         lines = ["epoch,measure,key,value", *_norm_rows(run["norms"])]
         (path / files.ANALYSIS_TABLE).write_text("\n".join(lines) + "\n")
     write_json(
@@ -333,6 +333,28 @@ def _law_runs(n_lr=3):
     )  # fmt: skip
     runs.append({"name": "broken", "status": "failed", "lr": 1e-3, "wd": 0.1})
     return runs
+
+
+def test_law_b_leaves_out_and_lists_runs_whose_cleanup_was_not_seen(tmp_path):
+    runs = _law_runs()
+    why = "the run ended at 1240, before its cleanup was seen to end"
+    runs[0].update(cleanup_end=None, not_seen={"cleanup_end": why})
+    table = load_sweep(_fake_sweep(tmp_path / "s", runs)).set_index("name")
+    cut = runs[0]["name"]
+    assert not table.loc[cut, "cleanup_seen"] and table.loc[runs[1]["name"], "cleanup_seen"]
+    assert math.isnan(table.loc[cut, "cleanup_end"]) and math.isnan(
+        table.loc[cut, "wnorm_cleanup_end"]
+    )
+    # the key frequencies at the last checkpoint are not the run's final set: blank
+    assert table.loc[cut, "key_freqs"] in ("", None) or pd.isna(table.loc[cut, "key_freqs"])
+    assert math.isnan(table.loc[cut, "n_key_freqs"])
+    assert table.loc[cut, "not_seen"] == f"cleanup_end: {why}"
+    fit = fit_laws(table.reset_index(), n_boot=0)
+    assert cut not in fit["law_b"]["fitted_runs"] and cut in fit["law_a"]["fitted_runs"]
+    assert fit["law_b"]["excluded"] == {cut: f"cleanup_end not seen: {why}"}
+    assert fit["law_b"]["n_fitted"] == fit["law_a"]["n_fitted"] - 1
+    # ... and the fit on the rest is still exact (A = 1, B = 0)
+    assert fit["law_b"]["slope"] == pytest.approx(1.0) and abs(fit["law_b"]["intercept"]) < 1e-6
 
 
 def test_cli_laws_writes_laws_json_and_figures(tmp_path, capsys):

@@ -9,10 +9,14 @@ T_mem, T_grok               first eval epoch with train / test accuracy >= 0.99 
 grokked                     T_grok is known
 end_epoch                   the run's last checkpoint (the epochs cap for censored runs)
 grokking_ratio              T_grok / T_mem
-memorisation_end,           the phase boundaries of :func:`grokinterp.phases.detect_phases`
-circuit_formation_end,
+memorisation_end,           the phase boundaries of :func:`grokinterp.phases.detect_phases`;
+circuit_formation_end,      NaN when the run did not get far enough to see one
 cleanup_end
-key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count
+cleanup_seen                the run saw its cleanup end (so the values read there, and the
+                            key frequencies, are the run's own, not where it stopped)
+not_seen                    why each blank boundary was not seen ("boundary: reason | ...")
+key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count, at the last
+                            checkpoint; blank / NaN when cleanup was not seen
 wnorm_T_mem,                sum of squared weights at T_mem, at the end of memorisation,
 wnorm_memorisation_end,     at T_grok, at the end of cleanup and at the end, linearly
 wnorm_T_grok,               interpolated between the checkpoints either side (the
@@ -83,9 +87,20 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     row["end_epoch"] = _epoch(summary.get("final_epoch"))
     ratio = (phases.get("grokking_ratio") or {}).get("value")
     row["grokking_ratio"] = math.nan if ratio is None else float(ratio)
+    seen = summary.get("cleanup_seen")
+    not_seen = dict(summary.get("not_seen") or {})
+    if seen is None:  # a summary.json written before the rule could tell
+        seen = False
+        not_seen.setdefault(
+            "cleanup_end",
+            "summary.json predates the seen/not-seen rule; run grokinterp analyze again",
+        )
+        row["cleanup_end"] = math.nan
+    row["cleanup_seen"] = bool(seen)
+    row["not_seen"] = " | ".join(f"{k}: {v}" for k, v in not_seen.items())
     keys = summary.get("key_frequencies") or []
-    row["key_freqs"] = ",".join(str(k) for k in keys)
-    row["n_key_freqs"] = len(keys)
+    row["key_freqs"] = ",".join(str(k) for k in keys) if seen else ""
+    row["n_key_freqs"] = len(keys) if seen else math.nan
     curve = _norm_curve(table)
     for name in NORM_AT:
         row[f"wnorm_{name}"] = _at(curve, row[name])
@@ -117,6 +132,8 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         config = _full_config(entry["config"])
         row.update({f: config.get(f) for f in config_fields})
         row["grokked"] = False
+        row["cleanup_seen"] = False
+        row["not_seen"] = ""
         row["problem"] = ""
         if entry["status"] in FINISHED:
             try:
@@ -130,20 +147,22 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     derived = (
         list(BOUNDARIES)
-        + ["end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
+        + ["cleanup_seen", "not_seen", "end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
         + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
         + [f"final_{n}" for n in FINAL]
     )
+    text = ("key_freqs", "not_seen")
     for column in derived:  # present even when no run has been analysed
         if column not in frame:
-            frame[column] = "" if column == "key_freqs" else math.nan
+            frame[column] = "" if column in text else math.nan
     order = ["name", "status", "grokked", *derived, *config_fields, "wall_s", "disk_bytes"]
     order += ["error", "problem"]
     frame = frame[order]
     for column in ("wall_s", "disk_bytes", *derived):
-        if column != "key_freqs":
+        if column not in (*text, "cleanup_seen"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["grokked"] = frame["grokked"].astype(bool)
+    frame["cleanup_seen"] = frame["cleanup_seen"].fillna(False).astype(bool)
     return frame
 
 
