@@ -407,3 +407,76 @@ def test_the_sweep_report_shows_the_laws_figures(tmp_path):
     assert "id='laws_delay_vs_rate'" in (sweep / "figures" / "report.html").read_text()
     few = _fake_sweep(tmp_path / "few", _law_runs()[:2])  # too few to fit: no laws figures
     assert not any(p.name.startswith("laws_") for p in write_sweep_figures(few, ["html"]))
+
+
+def _sweep_of_phases(folder: Path, runs: dict) -> Path:
+    """A sweep folder whose runs' summaries come from detect_phases on (cut) curves, with
+    the weight norm in analysis.csv, as build_summary writes them (the columns runs.csv
+    reads)."""
+    from grokinterp.phases import PHASE_NAMES, detect_phases
+
+    order, entries = [], {}
+    for name, (curves, norm) in runs.items():
+        cfg = RunConfig(lr=1e-3, weight_decay=1.0, name=name)
+        order.append(name)
+        entries[name] = {"config": cfg.to_dict(), "status": "done", "error": None}
+        phases = detect_phases(curves)
+        path = run_dir(folder, name)
+        path.mkdir(parents=True)
+        write_json(
+            path / files.SUMMARY,
+            {
+                "phases": {k: phases[k].to_dict() for k in PHASE_NAMES},
+                "final_epoch": int(norm[0][-1]),
+                "key_frequencies": [14, 35, 41, 42, 52],
+                "cleanup_seen": phases["cleanup_end"].epoch is not None,
+                "not_seen": {
+                    k: phases[k].inputs["not_seen"]
+                    for k in PHASE_NAMES
+                    if phases[k].inputs.get("not_seen")
+                },
+                "final": {"test_loss": float(curves["test_loss"][1][-1])},
+            },
+        )
+        pairs = zip(norm[0].tolist(), norm[1].tolist(), strict=True)
+        lines = ["epoch,measure,key,value", *_norm_rows(pairs)]
+        (path / files.ANALYSIS_TABLE).write_text("\n".join(lines) + "\n")
+    write_json(
+        folder / MANIFEST,
+        {"format": "grokinterp-sweep-v1", "spec": {"name": "cut"}, "order": order, "runs": entries},
+    )
+    return folder
+
+
+def test_runs_csv_columns_do_not_move_with_the_stop_on_the_default_schedule(tmp_path):
+    from tests.test_phases import E, _cut, _default_schedule_curves
+
+    curves = _default_schedule_curves(excluded_plateau=False)
+    norm = (E, 1e4 * np.exp(-2e-4 * np.maximum(E - 1400, 0)))
+    t_grok = 9200  # first default-schedule checkpoint with test accuracy >= 0.99
+    stops = {"full": 25000, "cut": t_grok + 1000, "two-delays": t_grok + 2 * (t_grok - 200)}
+    runs = {}
+    for name, stop in stops.items():
+        keep = norm[0] <= stop
+        runs[name] = (_cut(curves, stop), (norm[0][keep], norm[1][keep]))
+    table = load_sweep(_sweep_of_phases(tmp_path / "s", runs)).set_index("name")
+    full, cut, two = table.loc["full"], table.loc["cut"], table.loc["two-delays"]
+    assert full["T_grok"] == cut["T_grok"] == t_grok and full["cleanup_seen"]
+    # at the end by definition: these move with the stop
+    at_end = {"end_epoch", "wnorm_end", "final_test_loss", "stop_after_grok", "name"}
+    # what needs the end of cleanup (or T_grok + settle) is not seen in the cut run ...
+    blank = {"circuit_formation_end", "cleanup_end", "wnorm_cleanup_end", "n_key_freqs"}
+    assert not cut["cleanup_seen"] and cut["key_freqs"] in ("", None) or pd.isna(cut["key_freqs"])
+    assert "cleanup_end:" in cut["not_seen"] and "circuit_formation_end:" in cut["not_seen"]
+    for column in blank:
+        assert pd.isna(cut[column]), column
+    # ... and every other column is the complete run's, for the cut run and a run stopped
+    # two delays after T_grok (the wd x lr sweep's stop), which sees everything
+    for column in table.columns:
+        if column in at_end | {"not_seen", "cleanup_seen", "key_freqs"} | blank:
+            continue
+        for run in (cut, two):
+            same = (pd.isna(full[column]) and pd.isna(run[column])) or full[column] == run[column]
+            assert same, (column, full[column], run[column])
+    for column in blank | {"key_freqs", "cleanup_seen"}:
+        assert (pd.isna(full[column]) and pd.isna(two[column])) or full[column] == two[column]
