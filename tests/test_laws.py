@@ -480,3 +480,36 @@ def test_runs_csv_columns_do_not_move_with_the_stop_on_the_default_schedule(tmp_
             assert same, (column, full[column], run[column])
     for column in blank | {"key_freqs", "cleanup_seen"}:
         assert (pd.isna(full[column]) and pd.isna(two[column])) or full[column] == two[column]
+
+
+def test_blank_unseen_applies_the_rule_to_an_old_runs_csv():
+    from grokinterp.sweep.table import blank_unseen
+
+    base = {"checkpoints": "log:40+every:250", "epochs": 15000, "key_freqs": "5,15",
+            "n_key_freqs": 2, "T_mem": 100.0, "memorisation_end": 1000.0}  # fmt: skip
+    rows = [
+        # stopped 1,000 after T_grok: settle = max(0.5 * 3900, 500) = 1950 > 1000
+        {**base, "name": "cut", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 4900.0, "end_epoch": 5000.0, "wnorm_cleanup_end": 9.0},
+        # ran to 12,000: cleanup_end + settle = 6,850 <= 11,500 (2 checkpoints before)
+        {**base, "name": "long", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 4900.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
+        # T_grok + settle = 6,450 seen, cleanup_end + settle = 11,950 > 11,500: not seen
+        {**base, "name": "late", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 10000.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
+        {**base, "name": "censored", "T_grok": math.nan, "circuit_formation_end": math.nan,
+         "cleanup_end": math.nan, "end_epoch": 15000.0, "wnorm_cleanup_end": math.nan},
+    ]  # fmt: skip
+    out = blank_unseen(pd.DataFrame(rows)).set_index("name")
+    assert list(out["cleanup_seen"]) == [False, True, False, False]
+    cut, long, late, censored = (out.loc[n] for n in ("cut", "long", "late", "censored"))
+    assert pd.isna(cut["circuit_formation_end"]) and pd.isna(cut["cleanup_end"])
+    assert pd.isna(cut["wnorm_cleanup_end"]) and cut["key_freqs"] == ""
+    assert pd.isna(cut["n_key_freqs"]) and "T_grok + settle = 5950" in cut["not_seen"]
+    assert long["cleanup_end"] == 4900 and long["key_freqs"] == "5,15" and long["not_seen"] == ""
+    assert late["circuit_formation_end"] == 4100 and pd.isna(late["cleanup_end"])
+    assert "settle = 1950" in late["not_seen"]
+    assert pd.isna(censored["memorisation_end"]) and "not grokked" in censored["not_seen"]
+    # applying it again changes nothing
+    again = blank_unseen(out.reset_index()).set_index("name")
+    pd.testing.assert_frame_equal(again, out)

@@ -49,7 +49,7 @@ from grokinterp.config import ConfigError, RunConfig
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
 
-__all__ = ["load_sweep", "write_runs_table"]
+__all__ = ["blank_unseen", "load_sweep", "write_runs_table"]
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +173,69 @@ def write_runs_table(sweep_dir: str | Path) -> tuple[Path, pd.DataFrame]:
     path = sweep_dir / RUNS_TABLE
     atomic_write_text(path, frame.to_csv(index=False))
     return path, frame
+
+
+def blank_unseen(frame: pd.DataFrame) -> pd.DataFrame:
+    """A runs.csv written before the seen/not-seen rule, with what its runs did not see
+    blanked and the reason in ``not_seen`` (for tables whose runs are gone; a sweep folder
+    is re-tabled with :func:`load_sweep` instead).
+
+    The rule, from the table alone (docs/runs-csv.md): each run's checkpoints are its
+    schedule (``checkpoints``, ``epochs``) up to ``end_epoch``, plus ``end_epoch``; the
+    last epoch with a full smoothing window is the one 2 checkpoints before the end; the
+    horizon is settle = max(0.5 (T_grok - T_mem), 500) (:func:`grokinterp.phases.settle_epochs`).
+    circuit_formation_end is seen if T_grok + settle is at or before that epoch, and
+    cleanup_end if, in addition, cleanup_end + settle is.  What is not seen is blanked:
+    the boundary, ``wnorm_cleanup_end`` and, without cleanup, ``key_freqs`` and
+    ``n_key_freqs``.  A value kept is the old rule's, which read the last checkpoint; the
+    current rule may put it a little earlier.
+    """
+    from grokinterp.phases import settle_epochs
+    from grokinterp.schedule import checkpoint_epochs
+
+    out = frame.copy()
+    seen_col, why_col = [], []
+    for i, row in out.iterrows():
+        t_grok, t_mem, end = row.get("T_grok"), row.get("T_mem"), row.get("end_epoch")
+        reasons = {}
+        if pd.isna(t_grok) or pd.isna(end):
+            for name in ("memorisation_end", "circuit_formation_end", "cleanup_end"):
+                reasons[name] = "the run has not grokked (no T_grok)"
+        else:
+            t_mem = None if pd.isna(t_mem) else int(t_mem)
+            settle = settle_epochs(t_mem, int(t_grok))
+            ckpts = checkpoint_epochs(str(row["checkpoints"]), int(row["epochs"]))
+            ckpts = sorted({e for e in ckpts if e <= end} | {int(end)})
+            settled = ckpts[-3] if len(ckpts) >= 3 else -1
+            end_note = (
+                f"the run ended at {int(end)} (last epoch with a full smoothing window {settled})"
+            )
+            if t_grok + settle > settled:
+                reasons["circuit_formation_end"] = (
+                    f"the test loss's fall is measured to T_grok + settle = "
+                    f"{int(t_grok + settle)}; {end_note}"
+                )
+                reasons["cleanup_end"] = "no circuit_formation_end"
+            elif pd.isna(row.get("cleanup_end")) or row["cleanup_end"] + settle > settled:
+                reasons["cleanup_end"] = (
+                    f"the rule needs settle = {settle} epochs after the end of cleanup; {end_note}"
+                )
+        for name in reasons:
+            out.loc[i, name] = math.nan
+            if f"wnorm_{name}" in out:
+                out.loc[i, f"wnorm_{name}"] = math.nan
+        if "cleanup_end" in reasons:
+            for column in ("n_key_freqs",):
+                if column in out:
+                    out.loc[i, column] = math.nan
+            if "key_freqs" in out:
+                out.loc[i, "key_freqs"] = ""
+        seen_col.append("cleanup_end" not in reasons)
+        why_col.append(" | ".join(f"{k}: {v}" for k, v in reasons.items()))
+    at = list(out.columns).index("cleanup_end") + 1 if "cleanup_end" in out else len(out.columns)
+    for name, values in (("not_seen", why_col), ("cleanup_seen", seen_col)):
+        if name in out:
+            out[name] = values
+        else:
+            out.insert(at, name, values)
+    return out
