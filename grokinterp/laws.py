@@ -384,6 +384,13 @@ def fit_laws(
             **norm_info,
             "reason": f"{err} ({n_b} grokked runs with both norms; left out: {reasons})",
             "n_fitted": n_b,
+            "excluded": {
+                str(n): str(why)
+                for n, why, r in zip(
+                    points["name"], points["exclude_b"], points["role"], strict=True
+                )
+                if why and r == "grokked"
+            },
         }
     return result
 

@@ -209,6 +209,11 @@ def test_law_b_without_norms_is_reported_and_law_a_still_fitted():
     fit = fit_laws(table, n_boot=0)
     assert fit["law_a"]["ok"] and fit["law_a"]["n_fitted"] == 18
     assert not fit["law_b"]["ok"] and "at least 3" in fit["law_b"]["reason"]
+    # every grokked run is listed with why it was left out
+    assert len(fit["law_b"]["excluded"]) == 18
+    assert set(fit["law_b"]["excluded"].values()) == {
+        "no weight norm at cleanup_end (wnorm_cleanup_end is missing or NaN)"
+    }
 
 
 def test_degenerate_tables_give_clear_errors():
