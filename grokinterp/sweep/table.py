@@ -194,6 +194,8 @@ def blank_unseen(frame: pd.DataFrame) -> pd.DataFrame:
     from grokinterp.schedule import checkpoint_epochs
 
     out = frame.copy()
+    if "key_freqs" in out:  # read back from CSV, an all-empty column is float
+        out["key_freqs"] = out["key_freqs"].astype(object).where(out["key_freqs"].notna(), "")
     seen_col, why_col = [], []
     for i, row in out.iterrows():
         t_grok, t_mem, end = row.get("T_grok"), row.get("T_mem"), row.get("end_epoch")
