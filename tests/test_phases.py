@@ -243,3 +243,18 @@ def test_cleanup_end_compares_each_checkpoint_with_one_settle_later():
     assert stopped.epoch is None and "not seen" in stopped.rule
     assert cleanup_end((e[e <= 4000], gini[e <= 4000]), (e[e <= 4000], flat[e <= 4000]),
                        after=1000, settle=1000).epoch == 2900  # fmt: skip
+
+
+def test_the_summary_text_and_report_say_not_seen():
+    from grokinterp.analysis.summary import format_summary
+    from grokinterp.figures import _phase_rows
+
+    curves = _default_schedule_curves(excluded_plateau=False)
+    t_grok = detect_phases(curves)["T_grok"].epoch
+    phases = detect_phases(_cut(curves, t_grok + 1000))
+    summary = {"phases": {k: b.to_dict() for k, b in phases.items()}, "final": {}}
+    line = next(x for x in format_summary(summary).splitlines() if "cleanup_end" in x)
+    assert "not seen" in line
+    rows = {row[0]: row for row in _phase_rows(summary)}
+    assert rows["cleanup_end"][2] == "not seen" and "not seen" in rows["cleanup_end"][3]
+    assert rows["T_grok"][2] == t_grok
