@@ -8,6 +8,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 RUN    ?= checkpoints/add-p113-paper-init999-data598
+# Where torch comes from: empty = PyPI (on Linux its wheel bundles the CUDA libraries);
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the smaller CPU-only build.
+TORCH_INDEX ?=
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 EXECUTED  := $(RUN)/figures
@@ -19,11 +22,11 @@ all: setup browser train analyze figures
 
 setup: $(VENV)/.installed
 
-# torch first, pinned, so that transformer-lens finds it and pulls no CUDA build.
+# torch first, pinned (from TORCH_INDEX when set), so that transformer-lens keeps it.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev,ray]'
 	touch $@
 

@@ -41,7 +41,9 @@ _FIELD_HELP = {
     "eval_every": "epochs between test-loss/accuracy evaluations",
     "epochs": "epochs to train: the cap, reached unless stop_after_grok ends the run first",
     "stop_after_grok": "N > 0: stop N epochs after T_grok (first eval epoch with test acc >= "
-    "0.99), with a final checkpoint there, so cleanup is still seen; 0: off",
+    "0.99), with a final checkpoint there; 0: off",
+    "stop_after_grok_delays": "F > 0: run on at least F x (T_grok - T_mem) epochs after T_grok, "
+    "so cleanup is seen (docs/phases.md); 0: off",
     "checkpoints": "schedule: default | every:N | log:N | list:E1,E2 | A+B",
     "name": "run name (default: derived from the task and seeds)",
 }

@@ -31,7 +31,7 @@ GROKFAST_FILTERS = ("none", "ema", "ma")
 _UNNAMED = frozenset(
     {
         "p", "operation", "init", "init_scale", "init_seed", "data_seed", "name", "epochs",
-        "stop_after_grok", "eval_every", "checkpoints", "fast_path",
+        "stop_after_grok", "stop_after_grok_delays", "eval_every", "checkpoints", "fast_path",
     }
 )  # fmt: skip
 # Short names of fields in run names, shared with the sweep's run names
@@ -88,6 +88,9 @@ class RunConfig:
     grokfast_window: int = 100  # ma window, in optimiser steps
     epochs: int = 25_000  # the cap: a run that never groks ends here (censored in a sweep)
     stop_after_grok: int = 0  # N > 0: end N epochs after T_grok (test acc >= 0.99); 0: off
+    # F > 0: end no sooner than F x (T_grok - T_mem) epochs after T_grok, so that cleanup,
+    # which lasts about as long as the delay, is seen (docs/phases.md); 0: off
+    stop_after_grok_delays: float = 0.0
     loss_dtype: str = "float64"
     fast_path: bool = True  # last-position-only forward; False trains through model(tokens)
     # logging and checkpoints
@@ -147,6 +150,12 @@ class RunConfig:
             raise ConfigError(
                 f"RunConfig.stop_after_grok must be >= 0 (0 = train to the epochs cap, N = "
                 f"stop N epochs after T_grok), got {self.stop_after_grok}"
+            )
+        if not (math.isfinite(self.stop_after_grok_delays) and self.stop_after_grok_delays >= 0):
+            raise ConfigError(
+                f"RunConfig.stop_after_grok_delays must be a finite number >= 0 (0 = off, F = "
+                f"run on F x (T_grok - T_mem) epochs after T_grok), got "
+                f"{self.stop_after_grok_delays}"
             )
         if self.warmup_steps < 0:
             raise ConfigError(f"RunConfig.warmup_steps must be >= 0, got {self.warmup_steps}")

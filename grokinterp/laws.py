@@ -255,14 +255,26 @@ def law_points(table: pd.DataFrame, norms: Sequence[str] = DEFAULT_NORMS) -> pd.
         [role, rate_reason, "T_grok <= T_mem: ln(delay) is undefined"],
         "",
     )
-    no_norm = [
-        f"no weight norm at {point} (wnorm_{point} is missing or NaN)" for point in (mem, post)
-    ]
+    no_norm = [_no_norm_reason(t, point).astype(str) for point in (mem, post)]
     out["exclude_b"] = np.select(
         [role != "grokked", bad_rate, np.isnan(norm["mem"]), np.isnan(norm["post"])],
         [role, rate_reason, *no_norm],
         "",
     )
+    return out
+
+
+def _no_norm_reason(t: pd.DataFrame, point: str) -> np.ndarray:
+    """Per run, why there is no weight norm at ``point``: a boundary the run did not see
+    (with the table's ``not_seen`` reason), or a missing value."""
+    plain = f"no weight norm at {point} (wnorm_{point} is missing or NaN)"
+    out = np.full(len(t), plain, dtype=object)
+    if "not_seen" in t:
+        for i, text in enumerate(t["not_seen"].fillna("").astype(str)):
+            for part in text.split(" | "):
+                name, _, why = part.partition(": ")
+                if name == point and why:
+                    out[i] = f"{point} not seen: {why}"
     return out
 
 
@@ -368,6 +380,13 @@ def fit_laws(
             **norm_info,
             "reason": f"{err} ({n_b} grokked runs with both norms; left out: {reasons})",
             "n_fitted": n_b,
+            "excluded": {
+                str(n): str(why)
+                for n, why, r in zip(
+                    points["name"], points["exclude_b"], points["role"], strict=True
+                )
+                if why and r == "grokked"
+            },
         }
     return result
 

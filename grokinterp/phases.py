@@ -6,19 +6,27 @@ the rule in words, and the inputs that produced it, so a reader can check it.
 - ``T_mem``: first epoch with train accuracy >= ``acc_threshold`` (0.99).
 - ``T_grok``: first epoch with test accuracy >= ``acc_threshold``.
 - ``grokking_ratio``: T_grok / T_mem (its ``value``; ``epoch`` is None).
-- ``memorisation_end``: the peak of the (smoothed, log) test loss between T_mem and T_grok
-  (the last checkpoint if the run has not grokked).  The minimum of the excluded loss in
-  the same window is reported beside it: in Nanda et al. (2023) the two coincide (~1.4k).
+- ``memorisation_end``: the peak of the (smoothed, log) test loss between T_mem and T_grok.
+  The minimum of the excluded loss in the same window is reported beside it: in Nanda et
+  al. (2023) the two coincide (~1.4k).  Not seen (None) while the run has not grokked.
 - ``circuit_formation_end``: the peak of the (smoothed, log) excluded loss after
   memorisation_end, searched no later than the end of the test loss's sharp fall
   (:func:`sharp_fall`: 75% of its log fall done; ~9.4k in the paper), so an excluded loss
-  that levels off cannot put it on late noise; None while the run has not grokked (no
-  T_grok), since the peak cannot be told from a rise yet.
-- ``cleanup_end``: the first checkpoint at or after circuit_formation_end where both the
-  Gini coefficient of W_E has made ``done`` (95%) of its total rise (from its minimum over
-  the run to its final value) and the log restricted loss has made ``done`` of its fall
-  from circuit_formation_end to the final checkpoint (~14k in the paper).  When that is
-  the last checkpoint, ``inputs['at_last_checkpoint']`` warns the run may not be done.
+  that levels off cannot put it on late noise.  It lies inside the sharp fall, within a
+  few hundred epochs of T_grok on either side.
+- ``cleanup_end``: the first checkpoint t at or after circuit_formation_end where both the
+  Gini coefficient of W_E has made ``done`` (95%) of its rise (from its minimum up to t to
+  its value ``settle`` epochs after t) and the log restricted loss has made ``done`` of its
+  fall from circuit_formation_end to ``settle`` epochs after t (~14k in the paper).
+
+**Seen, whatever the stop.**  Every rule reads the curves only up to a horizon fixed by
+the run itself, never by where it stopped: ``settle`` = max(``settle_delays`` (0.5) x
+(T_grok - T_mem), ``settle_min`` (500)) epochs.  The sharp fall is measured from
+memorisation_end to T_grok + settle; cleanup_end at t compares t with t + settle.  A run
+that stops before the horizon a boundary needs (plus the half window of the running
+median) reports that boundary as not seen: ``epoch`` None and the reason in
+``inputs['not_seen']``.  So a run that stops later, or earlier but past the horizon, gives
+the same boundaries; only values read at the last checkpoint (``final``) move.
 
 Smoothing: a centred running median over ``window`` (5) checkpoints, on log10 of the
 losses, so one noisy checkpoint moves no boundary; the accuracy crossings use raw values.
@@ -50,9 +58,12 @@ __all__ = [
     "t_grok",
     "t_mem",
     "sharp_fall",
+    "settle_epochs",
 ]
 
 ACC_THRESHOLD = 0.99  # the accuracy whose first crossing is T_mem (train) and T_grok (test)
+SETTLE_DELAYS = 0.5  # the horizon `settle`, in grokking delays (T_grok - T_mem) ...
+SETTLE_MIN = 500  # ... and at least this many epochs
 
 PHASE_NAMES = (
     "T_mem",
@@ -84,6 +95,32 @@ def _clean(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
     keep = np.isfinite(v)
     order = np.argsort(e[keep], kind="stable")
     return e[keep][order].astype(int), v[keep][order]
+
+
+def settle_epochs(
+    t_mem: int | None,
+    t_grok: int | None,
+    settle_delays: float = SETTLE_DELAYS,
+    settle_min: int = SETTLE_MIN,
+) -> int | None:
+    """The horizon ``settle``: max(settle_delays x (T_grok - T_mem), settle_min) epochs.
+
+    >>> settle_epochs(140, 8740)
+    4300
+    >>> settle_epochs(70, 340)
+    500
+    """
+    if t_grok is None:
+        return None
+    delay = t_grok - (t_mem or 0)
+    return int(max(np.ceil(settle_delays * max(delay, 0)), settle_min))
+
+
+def _settled_until(epochs: np.ndarray, window: int) -> int | None:
+    """The last epoch whose running median has its full window (the same in any longer run
+    of the same schedule), or None when the curve is shorter than one window."""
+    half = max(window, 1) // 2
+    return int(epochs[len(epochs) - 1 - half]) if len(epochs) > half else None
 
 
 def running_median(values: np.ndarray, window: int = 5) -> np.ndarray:
@@ -167,18 +204,20 @@ def sharp_fall(
     after: int,
     window: int = 5,
     levels: tuple[float, float, float] = (0.1, 0.5, 0.75),
+    until: int | None = None,
 ) -> dict | None:
     """The test loss's sharp fall after epoch ``after``, by the levels it passes.
 
     On the smoothed log10 test loss, the fall runs from its value at ``after`` (the end of
-    memorisation, where it peaks) to its value at the last checkpoint.  Returns the first
-    checkpoints at which the fall is ``levels`` (10%, 50%, 75%) done, as {'start', 'mid',
-    'end'}, with the log10 values {'from', 'to'}; None when the loss does not fall.  Levels
-    rather than slopes: uneven checkpoint spacing and noise do not move them, and the
-    slow decline through cleanup stays past 'end'.
+    memorisation, where it peaks) to its value at the last checkpoint at or before
+    ``until`` (None: the last checkpoint).  Returns the first checkpoints at which the fall
+    is ``levels`` (10%, 50%, 75%) done, as {'start', 'mid', 'end'}, with the log10 values
+    {'from', 'to'}; None when the loss does not fall.  Levels rather than slopes: uneven
+    checkpoint spacing and noise do not move them, and the slow decline through cleanup
+    stays past 'end'.
     """
     e, v = _clean(*test_loss)
-    keep = e >= after
+    keep = (e >= after) & (e <= (np.inf if until is None else until))
     e, smooth = e[keep], running_median(_log(v), window)[keep]
     if len(e) < 2 or smooth[-1] >= smooth[0]:
         return None
@@ -195,6 +234,7 @@ def circuit_formation_end(
     after: int | None,
     test_loss: Curve | None = None,
     window: int = 5,
+    until: int | None = None,
 ) -> Boundary:
     """Peak of the smoothed log excluded loss, searched no later than the test loss's fall.
 
@@ -202,7 +242,8 @@ def circuit_formation_end(
     sharp fall (:func:`sharp_fall`: 75% of its log fall done).  Bounding it so keeps an
     excluded loss that levels off, instead of peaking, from putting the boundary (and the
     end of cleanup after it) on late noise.  Without a test loss curve, or if the test
-    loss never falls, the window runs to the last checkpoint.
+    loss never falls, the window runs to the last checkpoint.  ``until``: the epoch the
+    fall is measured to (:func:`sharp_fall`); :func:`detect_phases` passes T_grok + settle.
     """
     rule = (
         f"peak of the running-median (window {window}) log10 excluded loss after "
@@ -213,7 +254,7 @@ def circuit_formation_end(
         return Boundary(None, rule + "; not reached: no memorisation_end", {})
     e, v = _clean(*excluded_loss)
     smooth = running_median(_log(v), window)
-    fall = None if test_loss is None else sharp_fall(test_loss, after, window)
+    fall = None if test_loss is None else sharp_fall(test_loss, after, window, until=until)
     sel = (e > after) & (e <= (np.inf if fall is None else fall["end"]))
     if not sel.any():
         return Boundary(None, rule + "; no checkpoint in the window", {"after": after})
@@ -221,6 +262,7 @@ def circuit_formation_end(
     later = e > after
     inputs: dict = {
         "after": int(after),
+        "fall_measured_until": until,
         "test_loss_fall": fall,
         "window_epochs": [int(e[sel].min()), int(e[sel].max())],
         "excluded_loss_at_peak": float(v[i]),
@@ -241,43 +283,91 @@ def cleanup_end(
     after: int | None,
     done: float = 0.95,
     window: int = 5,
+    settle: int | None = None,
 ) -> Boundary:
-    """First checkpoint >= ``after`` where the Gini rise and restricted-loss fall are done."""
+    """First checkpoint t >= ``after`` where the Gini rise and restricted-loss fall are done.
+
+    Done at t: the smoothed Gini of W_E has made ``done`` of its rise from its minimum (over
+    checkpoints up to t) to its value ``settle`` epochs after t, and the smoothed log10
+    restricted loss ``done`` of its fall from ``after`` to ``settle`` epochs after t (the
+    last checkpoint at or before t + settle, at least one checkpoint after t).  Only
+    checkpoints whose t + settle the run has passed, with a full smoothing window, are
+    judged, so the answer does not depend on where the run stopped; if none is done, the
+    cleanup is not seen (``epoch`` None, ``inputs['not_seen']`` says why).  ``settle``
+    None: compare with the last checkpoint (the rule before runs could stop early).
+    """
     rule = (
-        f"first checkpoint at or after circuit_formation_end where the Gini of W_E has "
-        f"made {done:.0%} of its rise (run minimum to final) and log10 restricted loss "
-        f"{done:.0%} of its fall (circuit_formation_end to final); running median, "
-        f"window {window}"
+        f"first checkpoint t at or after circuit_formation_end where the Gini of W_E has "
+        f"made {done:.0%} of its rise (minimum up to t to its value settle epochs after t) "
+        f"and log10 restricted loss {done:.0%} of its fall (circuit_formation_end to settle "
+        f"epochs after t); running median, window {window}; settle = {settle}"
     )
     if after is None:
-        return Boundary(None, rule + "; not reached: no circuit_formation_end", {})
+        return Boundary(
+            None,
+            rule + "; not seen: no circuit_formation_end",
+            {"not_seen": "no circuit_formation_end"},
+        )
     ge, gv = _clean(*gini_embed)
     re_, rv = _clean(*restricted_loss)
     common = np.intersect1d(ge, re_)
-    common = common[common >= after]
     if not len(common):
-        return Boundary(None, rule + "; no checkpoint after circuit_formation_end", {})
+        return Boundary(None, rule + "; no checkpoint", {"not_seen": "no Gini or restricted loss"})
     g = running_median(gv, window)
     r = running_median(_log(rv), window)
-    g_lo, g_hi = float(g.min()), float(g[-1])
-    g_target = g_lo + done * (g_hi - g_lo)
-    r_start = float(np.interp(after, re_, r))
-    r_end = float(r[-1])
-    r_target = r_start - done * (r_start - r_end)
     g_at = dict(zip(ge.tolist(), g, strict=True))
     r_at = dict(zip(re_.tolist(), r, strict=True))
-    ok = [t for t in common if g_at[t] >= g_target - 1e-12 and r_at[t] <= r_target + 1e-12]
-    epoch = int(ok[0]) if ok else int(common[-1])
-    inputs = {
-        "gini_min": g_lo,
-        "gini_final": g_hi,
-        "gini_target": g_target,
+    r_start = float(np.interp(after, re_, r))
+    if settle is None:  # the last checkpoint is the reference for every t
+        last_ok = int(common[-1])
+    else:
+        last_ok = min(_settled_until(ge, window) or -1, _settled_until(re_, window) or -1)
+    judged = common[(common >= after) & (common <= last_ok)]
+    found = None
+    for t in judged:
+        ref = int(common[-1]) if settle is None else int(common[common <= t + settle][-1])
+        if settle is not None and (ref <= t or ref > last_ok):
+            continue
+        g_lo = float(min(g_at[x] for x in ge[ge <= t].tolist()))
+        g_target = g_lo + done * (g_at[ref] - g_lo)
+        r_target = r_start - done * (r_start - r_at[ref])
+        if g_at[t] >= g_target - 1e-12 and r_at[t] <= r_target + 1e-12:
+            found = (int(t), ref, g_lo, g_target, r_target)
+            break
+    inputs: dict = {
+        "settle_epochs": settle,
+        "judged_until": int(last_ok),
         "log10_restricted_loss_start": r_start,
-        "log10_restricted_loss_final": r_end,
-        "log10_restricted_loss_target": r_target,
-        "at_last_checkpoint": bool(epoch == int(common[-1])),
     }
-    return Boundary(epoch, rule, inputs)
+    if found is None:
+        if settle is None and len(judged):  # the old rule: the last checkpoint
+            t = int(judged[-1])
+            inputs["at_last_checkpoint"] = True
+            return Boundary(t, rule, inputs)
+        reason = (
+            f"no checkpoint from circuit_formation_end ({after}) to {last_ok} has made "
+            f"{done:.0%} of the change it makes in the next {settle} epochs; the run "
+            f"ended at {int(common[-1])}, before its cleanup was seen to end"
+        )
+        inputs["not_seen"] = reason
+        return Boundary(None, rule + "; not seen: " + reason, inputs)
+    t, ref, g_lo, g_target, r_target = found
+    inputs.update(
+        {
+            "reference_epoch": ref,
+            "gini_min": g_lo,
+            "gini_at_reference": float(g_at[ref]),
+            "gini_target": g_target,
+            "log10_restricted_loss_at_reference": float(r_at[ref]),
+            "log10_restricted_loss_target": r_target,
+            "at_last_checkpoint": bool(t == int(common[-1])),
+        }
+    )
+    return Boundary(t, rule, inputs)
+
+
+def _not_seen(rule: str, reason: str, **inputs) -> Boundary:
+    return Boundary(None, f"{rule}; not seen: {reason}", {"not_seen": reason, **inputs})
 
 
 def detect_phases(
@@ -285,12 +375,16 @@ def detect_phases(
     acc_threshold: float = ACC_THRESHOLD,
     done: float = 0.95,
     window: int = 5,
+    settle_delays: float = SETTLE_DELAYS,
+    settle_min: int = SETTLE_MIN,
 ) -> dict[str, Boundary]:
     """All boundaries (keys :data:`PHASE_NAMES`) from named curves {name: (epochs, values)}.
 
     Uses train_acc, test_acc, test_loss, excluded_loss (all key frequencies),
     restricted_loss (all pairs) and gini_embed; a missing curve leaves the boundaries
-    that need it at None, with the reason in the rule.
+    that need it at None, with the reason in the rule.  A boundary the run has not got
+    far enough to see is None with ``inputs['not_seen']`` (module docstring: "Seen,
+    whatever the stop").
     """
     empty = (np.array([], dtype=int), np.array([]))
     mem = t_mem(*curves.get("train_acc", empty), threshold=acc_threshold)
@@ -298,17 +392,44 @@ def detect_phases(
     out = {"T_mem": mem, "T_grok": grok, "grokking_ratio": grokking_ratio(mem, grok)}
     test_loss = curves.get("test_loss", empty)
     excluded = curves.get("excluded_loss")
-    out["memorisation_end"] = memorisation_end(test_loss, excluded, mem.epoch, grok.epoch, window)
+    settle = settle_epochs(mem.epoch, grok.epoch, settle_delays, settle_min)
+    test_settled = _settled_until(_clean(*test_loss)[0], window)
+    if mem.epoch is not None and grok.epoch is None:
+        out["memorisation_end"] = _not_seen(
+            "peak of the log10 test loss between T_mem and T_grok",
+            "the run has not grokked (no T_grok), so the peak cannot be told from a rise",
+        )
+    elif grok.epoch is not None and (test_settled is None or grok.epoch > test_settled):
+        out["memorisation_end"] = _not_seen(
+            "peak of the log10 test loss between T_mem and T_grok",
+            f"the run ended within {window // 2} checkpoints of T_grok",
+        )
+    else:
+        out["memorisation_end"] = memorisation_end(
+            test_loss, excluded, mem.epoch, grok.epoch, window
+        )
+    circuit_rule = "peak of the excluded loss"
     if excluded is None:
-        out["circuit_formation_end"] = Boundary(None, "peak of the excluded loss; not measured")
+        out["circuit_formation_end"] = Boundary(None, f"{circuit_rule}; not measured")
     elif grok.epoch is None:  # the excluded loss peaks while the test loss falls: not yet
-        out["circuit_formation_end"] = Boundary(
-            None, "peak of the excluded loss; not reached: the run has not grokked (no T_grok)"
+        out["circuit_formation_end"] = _not_seen(
+            circuit_rule, "the run has not grokked (no T_grok)"
+        )
+    elif out["memorisation_end"].epoch is None:
+        out["circuit_formation_end"] = _not_seen(circuit_rule, "no memorisation_end")
+    elif test_settled is None or grok.epoch + settle > test_settled:
+        out["circuit_formation_end"] = _not_seen(
+            circuit_rule,
+            f"the test loss's fall is measured to T_grok + settle = {grok.epoch + settle} "
+            f"(settle {settle} epochs), and the run's last checkpoint with a full smoothing "
+            f"window is {test_settled}",
+            settle_epochs=settle,
         )
     else:
         out["circuit_formation_end"] = circuit_formation_end(
-            excluded, out["memorisation_end"].epoch, test_loss, window
+            excluded, out["memorisation_end"].epoch, test_loss, window, until=grok.epoch + settle
         )
+        out["circuit_formation_end"].inputs["settle_epochs"] = settle
     if "gini_embed" in curves and "restricted_loss" in curves:
         out["cleanup_end"] = cleanup_end(
             curves["gini_embed"],
@@ -316,6 +437,7 @@ def detect_phases(
             out["circuit_formation_end"].epoch,
             done,
             window,
+            settle=settle if settle is not None else settle_min,
         )
     else:
         out["cleanup_end"] = Boundary(None, "Gini and restricted loss flattened; not measured")

@@ -17,7 +17,7 @@ from grokinterp import files
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
 from grokinterp.model import build_model
-from grokinterp.schedule import end_epoch, first_grok_epoch
+from grokinterp.schedule import end_epoch, first_grok_epoch, first_mem_epoch
 from grokinterp.storage import (
     RunFileError,
     atomic_write_text,
@@ -60,10 +60,16 @@ class Run:
         """The epoch training ends at: the epochs cap, or ``stop_after_grok`` epochs after
         T_grok in the logged metrics (see :func:`grokinterp.schedule.end_epoch`)."""
         cfg = self.config
-        if not cfg.stop_after_grok:
+        if not cfg.stop_after_grok and not cfg.stop_after_grok_delays:
             return cfg.epochs
-        t_grok = first_grok_epoch(read_metrics(self.path / files.METRICS))
-        return end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
+        rows = read_metrics(self.path / files.METRICS)
+        return end_epoch(
+            cfg.stop_after_grok,
+            cfg.epochs,
+            first_grok_epoch(rows),
+            delays=cfg.stop_after_grok_delays,
+            t_mem=first_mem_epoch(rows),
+        )
 
     @property
     def is_complete(self) -> bool:

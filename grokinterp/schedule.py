@@ -11,13 +11,17 @@ A schedule is a short string, stored in the run config:
 
 Epoch 0 (the initialisation) and the final epoch are always included, so every run has a
 checkpoint to start from and one to analyse.  A run with ``stop_after_grok = N`` ends
-early, N epochs after T_grok (:func:`end_epoch`), with a checkpoint at that last epoch.
+early, N epochs after T_grok (:func:`end_epoch`), with a checkpoint at that last epoch;
+``stop_after_grok_delays = F`` makes it run on at least F x (T_grok - T_mem) epochs after
+T_grok, so a slow run is not cut before its cleanup ends (docs/phases.md).
 
 Sweeps default to :data:`SWEEP_SCHEDULE`, about 80 checkpoints for a 10k-epoch run instead
 of about 300: dense through memorisation, then evenly spaced.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -73,18 +77,46 @@ def checkpoint_epochs(spec: str, epochs: int) -> list[int]:
     return sorted(chosen | {0, epochs})
 
 
-def first_grok_epoch(rows: list[dict]) -> int | None:
-    """T_grok of logged metrics rows: the first eval epoch with test_acc >= GROK_ACC."""
+def _first_at_least(rows: list[dict], column: str) -> int | None:
     for row in rows:
-        acc = row.get("test_acc")
+        acc = row.get(column)
         if acc is not None and acc >= GROK_ACC:
             return int(row["epoch"])
     return None
 
 
-def end_epoch(stop_after_grok: int, epochs: int, t_grok: int | None) -> int:
-    """The last epoch of a run: ``epochs`` (the cap), or ``stop_after_grok`` epochs after
-    T_grok when that comes first (``stop_after_grok = 0`` means no early stop)."""
-    if stop_after_grok <= 0 or t_grok is None:
+def first_grok_epoch(rows: list[dict]) -> int | None:
+    """T_grok of logged metrics rows: the first eval epoch with test_acc >= GROK_ACC."""
+    return _first_at_least(rows, "test_acc")
+
+
+def first_mem_epoch(rows: list[dict]) -> int | None:
+    """T_mem of logged metrics rows: the first eval epoch with train_acc >= GROK_ACC."""
+    return _first_at_least(rows, "train_acc")
+
+
+def end_epoch(
+    stop_after_grok: int,
+    epochs: int,
+    t_grok: int | None,
+    *,
+    delays: float = 0.0,
+    t_mem: int | None = None,
+) -> int:
+    """The last epoch of a run: ``epochs`` (the cap), or earlier once the run has grokked.
+
+    With ``stop_after_grok = N`` the run ends N epochs after T_grok; with ``delays = F``
+    it ends ``ceil(F * (T_grok - T_mem))`` epochs after T_grok (T_mem taken as 0 if not
+    reached); with both, at the later of the two.  Both 0 means no early stop.
+
+    >>> end_epoch(1000, 25000, 8000, delays=1.0, t_mem=100)
+    15900
+    >>> end_epoch(1000, 12000, 8000, delays=1.0, t_mem=100)
+    12000
+    """
+    if (stop_after_grok <= 0 and delays <= 0) or t_grok is None:
         return epochs
-    return min(t_grok + stop_after_grok, epochs)
+    after = max(stop_after_grok, 0)
+    if delays > 0:
+        after = max(after, math.ceil(delays * max(t_grok - (t_mem or 0), 0)))
+    return min(t_grok + after, epochs)

@@ -34,7 +34,7 @@ from grokinterp.run import (
     save_checkpoint,
     write_run_files,
 )
-from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch
+from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch, first_mem_epoch
 from grokinterp.storage import (
     RunFileError,
     atomic_write_text,
@@ -309,10 +309,22 @@ def train(
         log.info("resuming %s at epoch %d", out, start)
 
     ckpt_epochs = set(checkpoint_epochs(cfg.checkpoints, cfg.epochs))
-    # The run ends at the epochs cap, or stop_after_grok epochs after T_grok; on resume,
-    # T_grok is read back from the kept metrics, so a resumed run stops where it would have.
-    t_grok = first_grok_epoch(kept)
-    end = end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
+    # The run ends at the epochs cap, or stop_after_grok epochs (and/or stop_after_grok_delays
+    # x (T_grok - T_mem)) after T_grok; on resume, T_mem and T_grok are read back from the
+    # kept metrics, so a resumed run stops where it would have.
+    stops = cfg.stop_after_grok > 0 or cfg.stop_after_grok_delays > 0
+    t_mem, t_grok = first_mem_epoch(kept), first_grok_epoch(kept)
+
+    def _end() -> int:
+        return end_epoch(
+            cfg.stop_after_grok,
+            cfg.epochs,
+            t_grok,
+            delays=cfg.stop_after_grok_delays,
+            t_mem=t_mem,
+        )
+
+    end = _end()
     with deterministic_algorithms(), open(out / files.METRICS, "a", buffering=1) as metrics:
         for epoch in range(start, cfg.epochs + 1):
             is_ckpt = epoch in ckpt_epochs or epoch == end
@@ -328,11 +340,12 @@ def train(
                 on_epoch(row)
             if epoch == end:
                 break
-            if t_grok is None and cfg.stop_after_grok:
+            if t_grok is None and stops:
+                t_mem = t_mem if t_mem is not None else first_mem_epoch([row])
                 t_grok = first_grok_epoch([row])
-                end = end_epoch(cfg.stop_after_grok, cfg.epochs, t_grok)
+                end = _end()
     if end < cfg.epochs:
-        log.info("%s: stopped at epoch %d, %d after T_grok", out, end, cfg.stop_after_grok)
+        log.info("%s: stopped at epoch %d, %d after T_grok", out, end, end - t_grok)
     return load_run(out)
 
 

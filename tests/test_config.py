@@ -41,9 +41,11 @@ def test_the_derived_run_name_tells_apart_runs_that_learn_differently():
     # the run's length and bookkeeping do not change what is learned: same folder
     same = RunConfig(epochs=500, checkpoints="every:10", eval_every=5, stop_after_grok=100)
     assert same.run_name == stem
+    assert RunConfig(stop_after_grok_delays=2.0).run_name == stem
     # every other field shows up in the name when it leaves its default
     seen = {"p", "operation", "init", "init_scale", "init_seed", "data_seed", "name"}
-    skipped = {"epochs", "stop_after_grok", "eval_every", "checkpoints", "fast_path"}
+    skipped = {"epochs", "stop_after_grok", "stop_after_grok_delays", "eval_every"}
+    skipped |= {"checkpoints", "fast_path"}
     others = {"optimizer": "adam", "act_fn": "gelu", "biases": "none", "grokfast": "ma",
               "loss_dtype": "float32", "d_model": 64, "d_head": 16, "beta1": 0.8,
               "beta2": 0.9, "grokfast_alpha": 0.9, "dropout": 0.1}  # fmt: skip
@@ -107,6 +109,20 @@ def test_round_trip_through_dict_and_json():
     cfg = RunConfig(p=31, operation="sub", epochs=123, checkpoints="log:10+every:7")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert RunConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_the_stop_rule_round_trips_and_old_configs_read_it_as_off():
+    cfg = RunConfig(stop_after_grok=2000, stop_after_grok_delays=2.0)
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    old = RunConfig().to_dict()
+    del old["stop_after_grok_delays"]  # a config.json written before the field existed
+    assert RunConfig.from_dict(old).stop_after_grok_delays == 0.0  # no delay-based stop
+    from grokinterp.sweep.spec import parse_spec
+
+    spec = parse_spec(
+        {"base": {"p": 23, "stop_after_grok_delays": 1.5}, "grid": {"lr": [1e-3, 2e-3]}}
+    )
+    assert {c.stop_after_grok_delays for c in spec.runs().values()} == {1.5}
 
 
 def test_unknown_field_is_refused():

@@ -245,3 +245,88 @@ def test_every_measure_phase_field_and_column_is_documented():
 @pytest.mark.parametrize("page", ["measures.md", "phases.md", "reproducing-the-paper.md"])
 def test_pages_cite_the_paper_by_its_arxiv_id(page):
     assert "arXiv:2301.05217" in (DOCS / page).read_text(encoding="utf-8")
+
+
+# ------------------------------------------------- cited files and runs the repository has
+
+# A cited data file, example spec or notebook: under docs/results/, examples/, notebooks/
+# or tests/data/, written as a path from the repository root or from docs/.
+_CITED_FILE = re.compile(
+    r"(?<![\w/.-])((?:docs/)?results/[\w./-]+\.(?:csv|json|png|svg|html)"
+    r"|examples/[\w.-]+\.toml|notebooks/[\w.-]+\.ipynb|tests/data/[\w./-]+\.\w+)"
+)
+# Runs are made by commands (checkpoints/, sweeps/ are ignored by git): no doc may say the
+# repository holds one.
+_RUN_IN_REPO = re.compile(
+    r"committed\s+(?:default\s+|p ?= ?\d+\s+)?runs?\b(?!\s?\.csv|\s+table)"
+    r"|repository's `?checkpoints/|checkpoints/` (?:of|in) the repository",
+    re.I,
+)
+
+
+def _user_texts() -> dict[str, str]:
+    """The pages a user reads: the README, docs/ and the notebooks."""
+    return {
+        name: text
+        for name, text in TEXTS.items()
+        if name == "README.md" or name.startswith(("docs/", "notebooks/"))
+    }
+
+
+def test_docs_cite_only_files_the_repository_has():
+    bad, n = [], 0
+    for name, text in _user_texts().items():
+        for match in _CITED_FILE.finditer(text):
+            path = match.group(1)
+            n += 1
+            here = (ROOT / name).parent
+            if not any(p.is_file() for p in (ROOT / path, here / path, DOCS / path)):
+                line = text.count("\n", 0, match.start()) + 1
+                bad.append(f"{name}:{line}: {path}")
+    assert n > 20, "no cited files found; is the pattern still right?"
+    assert not bad, "docs cite files the repository does not have:\n" + "\n".join(bad)
+
+
+def test_no_doc_says_the_repository_holds_a_run():
+    hits = []
+    for name, text in _user_texts().items():
+        for match in _RUN_IN_REPO.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            hits.append(f"{name}:{line}: {match.group(0)!r}")
+    assert not hits, "runs are not in the repository; give the command that makes one:\n" + (
+        "\n".join(hits)
+    )
+
+
+def test_the_citation_patterns_catch_what_they_should():
+    assert _CITED_FILE.search("see [runs.csv](results/wd-lr-p59/nothing.csv)")
+    assert _CITED_FILE.search("examples/sweep-none.toml")
+    for text in (
+        "the committed default run groks at 8,730",
+        "byte-identical to the committed\ndefault run",
+        "the runs in the repository's `checkpoints/`",
+    ):
+        assert _RUN_IN_REPO.search(text), text
+    for text in ("the committed runs.csv", "a committed runs table", "a run in checkpoints/"):
+        assert not _RUN_IN_REPO.search(text), text
+
+
+def test_committed_runs_tables_show_nothing_their_runs_did_not_see():
+    import pandas as pd
+
+    from grokinterp.sweep.table import blank_unseen
+
+    tables = sorted((DOCS / "results").rglob("runs*.csv"))
+    assert len(tables) >= 6
+    for path in tables:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        where = path.relative_to(ROOT)
+        assert {"cleanup_seen", "not_seen"} <= set(frame.columns), where
+        unseen = ~frame["cleanup_seen"].astype(bool)
+        for column in ("cleanup_end", "wnorm_cleanup_end", "key_freqs", "n_key_freqs"):
+            shown = frame.loc[unseen, column].notna() & (frame.loc[unseen, column] != "")
+            assert not shown.any(), f"{where}: {column} shown for runs whose cleanup was not seen"
+        assert (frame.loc[unseen, "not_seen"].fillna("") != "").all(), f"{where}: no reason"
+        # the rule, applied to the table from its own columns, finds nothing more to blank
+        again = blank_unseen(frame)
+        assert (again["cleanup_seen"] <= frame["cleanup_seen"].astype(bool)).all(), where

@@ -208,6 +208,11 @@ def test_law_b_without_norms_is_reported_and_law_a_still_fitted():
     fit = fit_laws(table, n_boot=0)
     assert fit["law_a"]["ok"] and fit["law_a"]["n_fitted"] == 18
     assert not fit["law_b"]["ok"] and "at least 3" in fit["law_b"]["reason"]
+    # every grokked run is listed with why it was left out
+    assert len(fit["law_b"]["excluded"]) == 18
+    assert set(fit["law_b"]["excluded"].values()) == {
+        "no weight norm at cleanup_end (wnorm_cleanup_end is missing or NaN)"
+    }
 
 
 def test_degenerate_tables_give_clear_errors():
@@ -271,10 +276,10 @@ def _fake_sweep(folder: Path, runs: list[dict]) -> Path:
         path.mkdir(parents=True)
         phases = {k: {"epoch": run.get(k)} for k in ("T_mem", "T_grok", "memorisation_end")}
         phases.update({k: {"epoch": run.get(k)} for k in ("circuit_formation_end", "cleanup_end")})
-        write_json(
-            path / files.SUMMARY,
-            {"phases": phases, "final_epoch": run["end"], "key_frequencies": [3], "final": {}},
-        )
+        summary = {"phases": phases, "final_epoch": run["end"], "key_frequencies": [3]}
+        summary["cleanup_seen"] = run.get("cleanup_end") is not None
+        summary["not_seen"] = run.get("not_seen", {})
+        write_json(path / files.SUMMARY, {**summary, "final": {}})
         lines = ["epoch,measure,key,value", *_norm_rows(run["norms"])]
         (path / files.ANALYSIS_TABLE).write_text("\n".join(lines) + "\n")
     write_json(
@@ -334,6 +339,28 @@ def _law_runs(n_lr=3):
     return runs
 
 
+def test_law_b_leaves_out_and_lists_runs_whose_cleanup_was_not_seen(tmp_path):
+    runs = _law_runs()
+    why = "the run ended at 1240, before its cleanup was seen to end"
+    runs[0].update(cleanup_end=None, not_seen={"cleanup_end": why})
+    table = load_sweep(_fake_sweep(tmp_path / "s", runs)).set_index("name")
+    cut = runs[0]["name"]
+    assert not table.loc[cut, "cleanup_seen"] and table.loc[runs[1]["name"], "cleanup_seen"]
+    assert math.isnan(table.loc[cut, "cleanup_end"]) and math.isnan(
+        table.loc[cut, "wnorm_cleanup_end"]
+    )
+    # the key frequencies at the last checkpoint are not the run's final set: blank
+    assert table.loc[cut, "key_freqs"] in ("", None) or pd.isna(table.loc[cut, "key_freqs"])
+    assert math.isnan(table.loc[cut, "n_key_freqs"])
+    assert table.loc[cut, "not_seen"] == f"cleanup_end: {why}"
+    fit = fit_laws(table.reset_index(), n_boot=0)
+    assert cut not in fit["law_b"]["fitted_runs"] and cut in fit["law_a"]["fitted_runs"]
+    assert fit["law_b"]["excluded"] == {cut: f"cleanup_end not seen: {why}"}
+    assert fit["law_b"]["n_fitted"] == fit["law_a"]["n_fitted"] - 1
+    # ... and the fit on the rest is still exact (A = 1, B = 0)
+    assert fit["law_b"]["slope"] == pytest.approx(1.0) and abs(fit["law_b"]["intercept"]) < 1e-6
+
+
 def test_cli_laws_writes_laws_json_and_figures(tmp_path, capsys):
     sweep = _fake_sweep(tmp_path / "sweep", _law_runs())
     assert not (sweep / RUNS_TABLE).exists()
@@ -383,3 +410,109 @@ def test_the_sweep_report_shows_the_laws_figures(tmp_path):
     assert "id='laws_delay_vs_rate'" in (sweep / "figures" / "report.html").read_text()
     few = _fake_sweep(tmp_path / "few", _law_runs()[:2])  # too few to fit: no laws figures
     assert not any(p.name.startswith("laws_") for p in write_sweep_figures(few, ["html"]))
+
+
+def _sweep_of_phases(folder: Path, runs: dict) -> Path:
+    """A sweep folder whose runs' summaries come from detect_phases on (cut) curves, with
+    the weight norm in analysis.csv, as build_summary writes them (the columns runs.csv
+    reads)."""
+    from grokinterp.phases import PHASE_NAMES, detect_phases
+
+    order, entries = [], {}
+    for name, (curves, norm) in runs.items():
+        cfg = RunConfig(lr=1e-3, weight_decay=1.0, name=name)
+        order.append(name)
+        entries[name] = {"config": cfg.to_dict(), "status": "done", "error": None}
+        phases = detect_phases(curves)
+        path = run_dir(folder, name)
+        path.mkdir(parents=True)
+        write_json(
+            path / files.SUMMARY,
+            {
+                "phases": {k: phases[k].to_dict() for k in PHASE_NAMES},
+                "final_epoch": int(norm[0][-1]),
+                "key_frequencies": [14, 35, 41, 42, 52],
+                "cleanup_seen": phases["cleanup_end"].epoch is not None,
+                "not_seen": {
+                    k: phases[k].inputs["not_seen"]
+                    for k in PHASE_NAMES
+                    if phases[k].inputs.get("not_seen")
+                },
+                "final": {"test_loss": float(curves["test_loss"][1][-1])},
+            },
+        )
+        pairs = zip(norm[0].tolist(), norm[1].tolist(), strict=True)
+        lines = ["epoch,measure,key,value", *_norm_rows(pairs)]
+        (path / files.ANALYSIS_TABLE).write_text("\n".join(lines) + "\n")
+    write_json(
+        folder / MANIFEST,
+        {"format": "grokinterp-sweep-v1", "spec": {"name": "cut"}, "order": order, "runs": entries},
+    )
+    return folder
+
+
+def test_runs_csv_columns_do_not_move_with_the_stop_on_the_default_schedule(tmp_path):
+    from tests.test_phases import E, _cut, _default_schedule_curves
+
+    curves = _default_schedule_curves(excluded_plateau=False)
+    norm = (E, 1e4 * np.exp(-2e-4 * np.maximum(E - 1400, 0)))
+    t_grok = 9200  # first default-schedule checkpoint with test accuracy >= 0.99
+    stops = {"full": 25000, "cut": t_grok + 1000, "two-delays": t_grok + 2 * (t_grok - 200)}
+    runs = {}
+    for name, stop in stops.items():
+        keep = norm[0] <= stop
+        runs[name] = (_cut(curves, stop), (norm[0][keep], norm[1][keep]))
+    table = load_sweep(_sweep_of_phases(tmp_path / "s", runs)).set_index("name")
+    full, cut, two = table.loc["full"], table.loc["cut"], table.loc["two-delays"]
+    assert full["T_grok"] == cut["T_grok"] == t_grok and full["cleanup_seen"]
+    # at the end by definition: these move with the stop
+    at_end = {"end_epoch", "wnorm_end", "final_test_loss", "stop_after_grok", "name"}
+    # what needs the end of cleanup (or T_grok + settle) is not seen in the cut run ...
+    blank = {"circuit_formation_end", "cleanup_end", "wnorm_cleanup_end", "n_key_freqs"}
+    assert not cut["cleanup_seen"] and cut["key_freqs"] in ("", None) or pd.isna(cut["key_freqs"])
+    assert "cleanup_end:" in cut["not_seen"] and "circuit_formation_end:" in cut["not_seen"]
+    for column in blank:
+        assert pd.isna(cut[column]), column
+    # ... and every other column is the complete run's, for the cut run and a run stopped
+    # two delays after T_grok (the wd x lr sweep's stop), which sees everything
+    for column in table.columns:
+        if column in at_end | {"not_seen", "cleanup_seen", "key_freqs"} | blank:
+            continue
+        for run in (cut, two):
+            same = (pd.isna(full[column]) and pd.isna(run[column])) or full[column] == run[column]
+            assert same, (column, full[column], run[column])
+    for column in blank | {"key_freqs", "cleanup_seen"}:
+        assert (pd.isna(full[column]) and pd.isna(two[column])) or full[column] == two[column]
+
+
+def test_blank_unseen_applies_the_rule_to_an_old_runs_csv():
+    from grokinterp.sweep.table import blank_unseen
+
+    base = {"checkpoints": "log:40+every:250", "epochs": 15000, "key_freqs": "5,15",
+            "n_key_freqs": 2, "T_mem": 100.0, "memorisation_end": 1000.0}  # fmt: skip
+    rows = [
+        # stopped 1,000 after T_grok: settle = max(0.5 * 3900, 500) = 1950 > 1000
+        {**base, "name": "cut", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 4900.0, "end_epoch": 5000.0, "wnorm_cleanup_end": 9.0},
+        # ran to 12,000: cleanup_end + settle = 6,850 <= 11,500 (2 checkpoints before)
+        {**base, "name": "long", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 4900.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
+        # T_grok + settle = 6,450 seen, cleanup_end + settle = 11,950 > 11,500: not seen
+        {**base, "name": "late", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
+         "cleanup_end": 10000.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
+        {**base, "name": "censored", "T_grok": math.nan, "circuit_formation_end": math.nan,
+         "cleanup_end": math.nan, "end_epoch": 15000.0, "wnorm_cleanup_end": math.nan},
+    ]  # fmt: skip
+    out = blank_unseen(pd.DataFrame(rows)).set_index("name")
+    assert list(out["cleanup_seen"]) == [False, True, False, False]
+    cut, long, late, censored = (out.loc[n] for n in ("cut", "long", "late", "censored"))
+    assert pd.isna(cut["circuit_formation_end"]) and pd.isna(cut["cleanup_end"])
+    assert pd.isna(cut["wnorm_cleanup_end"]) and cut["key_freqs"] == ""
+    assert pd.isna(cut["n_key_freqs"]) and "T_grok + settle = 5950" in cut["not_seen"]
+    assert long["cleanup_end"] == 4900 and long["key_freqs"] == "5,15" and long["not_seen"] == ""
+    assert late["circuit_formation_end"] == 4100 and pd.isna(late["cleanup_end"])
+    assert "settle = 1950" in late["not_seen"]
+    assert pd.isna(censored["memorisation_end"]) and "not grokked" in censored["not_seen"]
+    # applying it again changes nothing
+    again = blank_unseen(out.reset_index()).set_index("name")
+    pd.testing.assert_frame_equal(again, out)

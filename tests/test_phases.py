@@ -5,6 +5,7 @@ import pytest
 
 from grokinterp.phases import (
     PHASE_NAMES,
+    cleanup_end,
     detect_phases,
     first_at_least,
     fit_weight_decay,
@@ -14,7 +15,7 @@ from grokinterp.phases import (
 )
 from grokinterp.schedule import checkpoint_epochs
 
-T = np.arange(0, 20001, 50)
+T = np.arange(0, 25001, 50)  # long enough for cleanup to be seen (T_grok + settle)
 MEM_END, CIRCUIT_END, CLEANUP_END, GROK = 1400, 9400, 14000, 11000
 
 
@@ -75,13 +76,14 @@ def test_unfinished_run_reports_none_with_reasons():
     assert phases["T_grok"].epoch is None and phases["grokking_ratio"].value is None
     assert phases["T_mem"].epoch is None and "not reached" in phases["memorisation_end"].rule
     assert detect_phases({})["cleanup_end"].epoch is None
-    # memorised but not grokked: no circuit-formation or cleanup boundary yet
+    # memorised but not grokked: no boundary after T_mem is seen yet (the test loss's peak
+    # so far could still be passed), each with its reason
     curves = {k: (e[:100], v[:100]) for k, (e, v) in _curves().items()}
     phases = detect_phases(curves)
-    assert phases["memorisation_end"].epoch is not None and phases["T_grok"].epoch is None
-    assert phases["circuit_formation_end"].epoch is None
+    assert phases["T_mem"].epoch == 300 and phases["T_grok"].epoch is None
+    for name in ("memorisation_end", "circuit_formation_end", "cleanup_end"):
+        assert phases[name].epoch is None and phases[name].inputs["not_seen"], name
     assert "not grokked" in phases["circuit_formation_end"].rule
-    assert phases["cleanup_end"].epoch is None
 
 
 def test_running_median_ignores_a_single_spike():
@@ -177,3 +179,82 @@ def test_a_levelling_excluded_loss_keeps_the_boundaries_in_the_fall(seed):
     assert circuit.inputs["window_epochs"][1] == fall["end"]
     cleanup = detect_phases(curves)["cleanup_end"]
     assert cleanup.epoch <= 14000 and not cleanup.inputs["at_last_checkpoint"]
+
+
+# ------------------------------------------------------- seen, whatever the stop
+def _cut(curves, epoch):
+    return {k: (e[e <= epoch], v[e <= epoch]) for k, (e, v) in curves.items()}
+
+
+@pytest.mark.parametrize("plateau", [False, True])
+def test_a_boundary_is_the_full_runs_or_not_seen_wherever_the_run_stops(plateau):
+    curves = _default_schedule_curves(excluded_plateau=plateau)
+    full = detect_phases(curves)
+    assert all(full[k].epoch is not None for k in PHASE_NAMES if k != "grokking_ratio")
+    t_grok = full["T_grok"].epoch
+    seen_from = {}
+    for stop in E[(E >= t_grok) & (E % 250 == 0)]:
+        cut = detect_phases(_cut(curves, stop))
+        for name in PHASE_NAMES:
+            b = cut[name]
+            if b.epoch is None and name != "grokking_ratio":
+                assert b.inputs["not_seen"], (stop, name)  # never silently blank
+                assert name not in seen_from, f"{name} seen at a stop before {stop}, lost at it"
+            else:
+                assert b.epoch == full[name].epoch and b.value == full[name].value, (stop, name)
+                seen_from.setdefault(name, int(stop))
+    # cleanup is seen once the run has passed its end by `settle` (4,500 epochs here)
+    settle = full["cleanup_end"].inputs["settle_epochs"]
+    assert settle == int(np.ceil(0.5 * (t_grok - full["T_mem"].epoch)))
+    assert full["cleanup_end"].epoch + settle <= seen_from["cleanup_end"]
+    assert seen_from["cleanup_end"] <= full["cleanup_end"].epoch + settle + 250 + 100
+
+
+def test_a_run_stopped_1000_epochs_after_t_grok_reports_no_cleanup_end():
+    curves = _default_schedule_curves(excluded_plateau=False)
+    t_grok = detect_phases(curves)["T_grok"].epoch
+    cut = detect_phases(_cut(curves, t_grok + 1000))
+    assert cut["cleanup_end"].epoch is None and "not seen" in cut["cleanup_end"].rule
+    assert cut["circuit_formation_end"].epoch is None  # its fall is measured to T_grok + settle
+    assert cut["cleanup_end"].inputs["not_seen"]
+    # the old rule (every value compared with the last checkpoint) moved with the stop
+    old_full = cleanup_end(
+        *(curves[k] for k in ("gini_embed", "restricted_loss")), after=9000, settle=None
+    )
+    old_cut = cleanup_end(
+        *(_cut(curves, t_grok + 1000)[k] for k in ("gini_embed", "restricted_loss")),
+        after=9000,
+        settle=None,
+    )
+    assert old_cut.epoch != old_full.epoch
+
+
+def test_cleanup_end_compares_each_checkpoint_with_one_settle_later():
+    # Gini rises linearly 0 -> 1 over [1000, 3000], then flat; restricted loss flat.
+    e = np.arange(0, 8001, 50)
+    gini = np.interp(e, [1000, 3000], [0.0, 1.0])
+    flat = np.ones(len(e))
+    b = cleanup_end((e, gini), (e, flat), after=1000, settle=1000)
+    # done at t when gini(t) >= 0.95 gini(t + 1000): t = 2900 (0.95 of 1.0 at 3900)
+    assert b.epoch == 2900 and b.inputs["reference_epoch"] == 3900
+    # a run stopped at 3950 has no settled reference past 2900 + 1000 with a full window
+    stopped = cleanup_end((e[e <= 3950], gini[e <= 3950]), (e[e <= 3950], flat[e <= 3950]),
+                          after=1000, settle=1000)  # fmt: skip
+    assert stopped.epoch is None and "not seen" in stopped.rule
+    assert cleanup_end((e[e <= 4000], gini[e <= 4000]), (e[e <= 4000], flat[e <= 4000]),
+                       after=1000, settle=1000).epoch == 2900  # fmt: skip
+
+
+def test_the_summary_text_and_report_say_not_seen():
+    from grokinterp.analysis.summary import format_summary
+    from grokinterp.figures import _phase_rows
+
+    curves = _default_schedule_curves(excluded_plateau=False)
+    t_grok = detect_phases(curves)["T_grok"].epoch
+    phases = detect_phases(_cut(curves, t_grok + 1000))
+    summary = {"phases": {k: b.to_dict() for k, b in phases.items()}, "final": {}}
+    line = next(x for x in format_summary(summary).splitlines() if "cleanup_end" in x)
+    assert "not seen" in line
+    rows = {row[0]: row for row in _phase_rows(summary)}
+    assert rows["cleanup_end"][2] == "not seen" and "not seen" in rows["cleanup_end"][3]
+    assert rows["T_grok"][2] == t_grok

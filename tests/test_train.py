@@ -368,3 +368,49 @@ def test_a_run_written_before_init_existed_reads_as_native(tmp_path, tiny_run):
     del data["init"], data["init_scale"]
     (old / files.CONFIG).write_text(json.dumps(data))
     assert read_config(old) == tiny_run.config.replace(init="native")
+
+
+@pytest.mark.slow
+def test_stop_after_grok_delays_runs_on_a_multiple_of_the_delay(tmp_path):
+    # GROKKING: T_mem 45, T_grok 135, so one delay is 90 epochs; 0.5 delays = 45 > 30.
+    full = train(RunConfig(**GROKKING, epochs=220, checkpoints="every:5"), tmp_path / "full")
+    m = full.metrics
+    t_mem = int(m["epoch"][np.nan_to_num(m["train_acc"]) >= 0.99][0])
+    t_grok = _t_grok(full)
+    end = t_grok + max(30, int(np.ceil(0.5 * (t_grok - t_mem))))
+    assert end < 220 and end > t_grok + 30, "this config should have a delay over 60 epochs"
+    cfg = RunConfig(
+        **GROKKING,
+        epochs=220,
+        checkpoints="every:5",
+        stop_after_grok=30,
+        stop_after_grok_delays=0.5,
+    )
+    stopped = train(cfg, tmp_path / "stopped")
+    assert stopped.end_epoch == end and stopped.is_complete
+    assert stopped.epochs[-1] == end and stopped.metrics["epoch"][-1] == end
+    # Killed after T_grok and resumed, it stops at the same epoch (T_mem, T_grok read back).
+
+    def kill(row):
+        if row["epoch"] == t_grok + 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", on_epoch=kill)
+    resumed = train(None, tmp_path / "resumed", resume=True)
+    assert resumed.end_epoch == end and resumed.epochs == stopped.epochs
+
+
+def test_stop_after_grok_delays_alone_and_its_bounds():
+    from grokinterp.schedule import end_epoch
+
+    assert end_epoch(0, 25000, 8000, delays=1.0, t_mem=100) == 15900
+    assert end_epoch(0, 25000, 8000, delays=0.5, t_mem=100) == 11950
+    assert end_epoch(2000, 25000, 8000, delays=0.1, t_mem=100) == 10000  # the later stop
+    assert end_epoch(0, 12000, 8000, delays=1.0, t_mem=100) == 12000  # the cap
+    assert end_epoch(0, 12000, None, delays=1.0, t_mem=100) == 12000  # not grokked
+    assert end_epoch(0, 12000, 8000) == 12000  # both off
+    with pytest.raises(ConfigError, match="stop_after_grok_delays must be a finite number"):
+        tiny_config(stop_after_grok_delays=-1.0)
+    with pytest.raises(ConfigError, match="stop_after_grok_delays must be a finite number"):
+        tiny_config(stop_after_grok_delays=float("inf"))

@@ -190,6 +190,13 @@ def build_summary(
             "run_complete": run.is_complete,
             "key_frequencies": list(key_freqs),
             "key_frequencies_source": settings["key_freqs_source"],
+            # Read at the last checkpoint: the run's final set only once cleanup is seen.
+            "cleanup_seen": phases["cleanup_end"].epoch is not None,
+            "not_seen": {
+                name: phases[name].inputs["not_seen"]
+                for name in PHASE_NAMES
+                if phases[name].inputs.get("not_seen")
+            },
             "key_freq_births": {str(k): births[k] for k in key_freqs if k in births},
             "freq_births": {str(k): v for k, v in births.items() if v["first"] is not None},
             "phases": phases_out,
@@ -247,6 +254,8 @@ def format_summary(summary: dict) -> str:
         if b is None:
             continue
         shown = _fmt(b.get("value")) if name == "grokking_ratio" else _fmt(b.get("epoch"))
+        if shown == "-" and (b.get("inputs") or {}).get("not_seen"):
+            shown = "not seen"
         lines.append(f"  {name:<22}{shown:>10}   {b.get('rule', '')[:60]}")
     for key in (
         "train_loss",

@@ -249,6 +249,8 @@ def _phase_rows(summary: Mapping) -> list[tuple]:
             value = entry.get("epoch")
             if value is None:
                 value = entry.get("value")
+            if value is None and (entry.get("inputs") or {}).get("not_seen"):
+                value = "not seen"
             rows.append((key, meanings.get(key, ""), value, entry.get("rule", "")))
         else:
             rows.append((key, meanings.get(key, ""), entry, ""))
@@ -285,7 +287,13 @@ def write_report(
         else "",
         "<h2>Phases</h2>",
         html_table(_phase_rows(summary), ("boundary", "meaning", "epoch", "rule")),
-        f"<p>Key frequencies: <b>{html.escape(keys)}</b></p>",
+        f"<p>Key frequencies: <b>{html.escape(keys)}</b>"
+        + (
+            ""
+            if summary.get("cleanup_seen", True)
+            else " (at the last checkpoint; cleanup not seen, so not the run's final set)"
+        )
+        + "</p>",
         "<div class='columns'><div><h2>Final values</h2>",
         html_table(final_rows, ("quantity", "value")),
         "</div><div><h2>Configuration</h2>",

@@ -60,6 +60,7 @@ ALIASES = {
     "data_seed": "data",
     "init_scale": "scale",
     "stop_after_grok": "stop",
+    "stop_after_grok_delays": "stopx",
     "operation": "",  # the task's own name reads best: add-wd1, mul-wd1
 }
 

@@ -9,10 +9,14 @@ T_mem, T_grok               first eval epoch with train / test accuracy >= 0.99 
 grokked                     T_grok is known
 end_epoch                   the run's last checkpoint (the epochs cap for censored runs)
 grokking_ratio              T_grok / T_mem
-memorisation_end,           the phase boundaries of :func:`grokinterp.phases.detect_phases`
-circuit_formation_end,
+memorisation_end,           the phase boundaries of :func:`grokinterp.phases.detect_phases`;
+circuit_formation_end,      NaN when the run did not get far enough to see one
 cleanup_end
-key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count
+cleanup_seen                the run saw its cleanup end (so the values read there, and the
+                            key frequencies, are the run's own, not where it stopped)
+not_seen                    why each blank boundary was not seen ("boundary: reason | ...")
+key_freqs, n_key_freqs      key frequencies (as "14,35,41") and their count, at the last
+                            checkpoint; blank / NaN when cleanup was not seen
 wnorm_T_mem,                sum of squared weights at T_mem, at the end of memorisation,
 wnorm_memorisation_end,     at T_grok, at the end of cleanup and at the end, linearly
 wnorm_T_grok,               interpolated between the checkpoints either side (the
@@ -45,7 +49,7 @@ from grokinterp.config import ConfigError, RunConfig
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
 
-__all__ = ["load_sweep", "write_runs_table"]
+__all__ = ["blank_unseen", "load_sweep", "write_runs_table"]
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +87,20 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     row["end_epoch"] = _epoch(summary.get("final_epoch"))
     ratio = (phases.get("grokking_ratio") or {}).get("value")
     row["grokking_ratio"] = math.nan if ratio is None else float(ratio)
+    seen = summary.get("cleanup_seen")
+    not_seen = dict(summary.get("not_seen") or {})
+    if seen is None:  # a summary.json written before the rule could tell
+        seen = False
+        not_seen.setdefault(
+            "cleanup_end",
+            "summary.json predates the seen/not-seen rule; run grokinterp analyze again",
+        )
+        row["cleanup_end"] = math.nan
+    row["cleanup_seen"] = bool(seen)
+    row["not_seen"] = " | ".join(f"{k}: {v}" for k, v in not_seen.items())
     keys = summary.get("key_frequencies") or []
-    row["key_freqs"] = ",".join(str(k) for k in keys)
-    row["n_key_freqs"] = len(keys)
+    row["key_freqs"] = ",".join(str(k) for k in keys) if seen else ""
+    row["n_key_freqs"] = len(keys) if seen else math.nan
     curve = _norm_curve(table)
     for name in NORM_AT:
         row[f"wnorm_{name}"] = _at(curve, row[name])
@@ -117,6 +132,8 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         config = _full_config(entry["config"])
         row.update({f: config.get(f) for f in config_fields})
         row["grokked"] = False
+        row["cleanup_seen"] = False
+        row["not_seen"] = ""
         row["problem"] = ""
         if entry["status"] in FINISHED:
             try:
@@ -130,20 +147,22 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     derived = (
         list(BOUNDARIES)
-        + ["end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
+        + ["cleanup_seen", "not_seen", "end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
         + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
         + [f"final_{n}" for n in FINAL]
     )
+    text = ("key_freqs", "not_seen")
     for column in derived:  # present even when no run has been analysed
         if column not in frame:
-            frame[column] = "" if column == "key_freqs" else math.nan
+            frame[column] = "" if column in text else math.nan
     order = ["name", "status", "grokked", *derived, *config_fields, "wall_s", "disk_bytes"]
     order += ["error", "problem"]
     frame = frame[order]
     for column in ("wall_s", "disk_bytes", *derived):
-        if column != "key_freqs":
+        if column not in (*text, "cleanup_seen"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["grokked"] = frame["grokked"].astype(bool)
+    frame["cleanup_seen"] = frame["cleanup_seen"].fillna(False).astype(bool)
     return frame
 
 
@@ -154,3 +173,71 @@ def write_runs_table(sweep_dir: str | Path) -> tuple[Path, pd.DataFrame]:
     path = sweep_dir / RUNS_TABLE
     atomic_write_text(path, frame.to_csv(index=False))
     return path, frame
+
+
+def blank_unseen(frame: pd.DataFrame) -> pd.DataFrame:
+    """A runs.csv written before the seen/not-seen rule, with what its runs did not see
+    blanked and the reason in ``not_seen`` (for tables whose runs are gone; a sweep folder
+    is re-tabled with :func:`load_sweep` instead).
+
+    The rule, from the table alone (docs/runs-csv.md): each run's checkpoints are its
+    schedule (``checkpoints``, ``epochs``) up to ``end_epoch``, plus ``end_epoch``; the
+    last epoch with a full smoothing window is the one 2 checkpoints before the end; the
+    horizon is settle = max(0.5 (T_grok - T_mem), 500) (:func:`grokinterp.phases.settle_epochs`).
+    circuit_formation_end is seen if T_grok + settle is at or before that epoch, and
+    cleanup_end if, in addition, cleanup_end + settle is.  What is not seen is blanked:
+    the boundary, ``wnorm_cleanup_end`` and, without cleanup, ``key_freqs`` and
+    ``n_key_freqs``.  A value kept is the old rule's, which read the last checkpoint; the
+    current rule may put it a little earlier.
+    """
+    from grokinterp.phases import settle_epochs
+    from grokinterp.schedule import checkpoint_epochs
+
+    out = frame.copy()
+    if "key_freqs" in out:  # read back from CSV, an all-empty column is float
+        out["key_freqs"] = out["key_freqs"].astype(object).where(out["key_freqs"].notna(), "")
+    seen_col, why_col = [], []
+    for i, row in out.iterrows():
+        t_grok, t_mem, end = row.get("T_grok"), row.get("T_mem"), row.get("end_epoch")
+        reasons = {}
+        if pd.isna(t_grok) or pd.isna(end):
+            for name in ("memorisation_end", "circuit_formation_end", "cleanup_end"):
+                reasons[name] = "the run has not grokked (no T_grok)"
+        else:
+            t_mem = None if pd.isna(t_mem) else int(t_mem)
+            settle = settle_epochs(t_mem, int(t_grok))
+            ckpts = checkpoint_epochs(str(row["checkpoints"]), int(row["epochs"]))
+            ckpts = sorted({e for e in ckpts if e <= end} | {int(end)})
+            settled = ckpts[-3] if len(ckpts) >= 3 else -1
+            end_note = (
+                f"the run ended at {int(end)} (last epoch with a full smoothing window {settled})"
+            )
+            if t_grok + settle > settled:
+                reasons["circuit_formation_end"] = (
+                    f"the test loss's fall is measured to T_grok + settle = "
+                    f"{int(t_grok + settle)}; {end_note}"
+                )
+                reasons["cleanup_end"] = "no circuit_formation_end"
+            elif pd.isna(row.get("cleanup_end")) or row["cleanup_end"] + settle > settled:
+                reasons["cleanup_end"] = (
+                    f"the rule needs settle = {settle} epochs after the end of cleanup; {end_note}"
+                )
+        for name in reasons:
+            out.loc[i, name] = math.nan
+            if f"wnorm_{name}" in out:
+                out.loc[i, f"wnorm_{name}"] = math.nan
+        if "cleanup_end" in reasons:
+            for column in ("n_key_freqs",):
+                if column in out:
+                    out.loc[i, column] = math.nan
+            if "key_freqs" in out:
+                out.loc[i, "key_freqs"] = ""
+        seen_col.append("cleanup_end" not in reasons)
+        why_col.append(" | ".join(f"{k}: {v}" for k, v in reasons.items()))
+    at = list(out.columns).index("cleanup_end") + 1 if "cleanup_end" in out else len(out.columns)
+    for name, values in (("not_seen", why_col), ("cleanup_seen", seen_col)):
+        if name in out:
+            out[name] = values
+        else:
+            out.insert(at, name, values)
+    return out
