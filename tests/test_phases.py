@@ -247,7 +247,7 @@ def test_cleanup_end_compares_each_checkpoint_with_one_settle_later():
 
 def test_the_summary_text_and_report_say_not_seen():
     from grokinterp.analysis.summary import format_summary
-    from grokinterp.figures import _phase_rows
+    from grokinterp.figures import phase_table
 
     curves = _default_schedule_curves(excluded_plateau=False)
     t_grok = detect_phases(curves)["T_grok"].epoch
@@ -255,6 +255,7 @@ def test_the_summary_text_and_report_say_not_seen():
     summary = {"phases": {k: b.to_dict() for k, b in phases.items()}, "final": {}}
     line = next(x for x in format_summary(summary).splitlines() if "cleanup_end" in x)
     assert "not seen" in line
-    rows = {row[0]: row for row in _phase_rows(summary)}
-    assert rows["cleanup_end"][2] == "not seen" and "not seen" in rows["cleanup_end"][3]
-    assert rows["T_grok"][2] == t_grok
+    rows = phase_table(summary).set_index("boundary")
+    assert rows.loc["cleanup_end", "epoch"] == "not seen"
+    assert "not seen" in rows.loc["cleanup_end", "rule"]
+    assert rows.loc["T_grok", "epoch"] == t_grok
