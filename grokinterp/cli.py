@@ -86,6 +86,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         for f in fields(RunConfig)
         if getattr(args, f.name) is not None
     }
+    if isinstance(base, dict) and "family" in base:  # a toy model family (docs/toys.md)
+        from grokinterp.models.config import config_from_dict
+
+        return config_from_dict({**base, **overrides})
     return RunConfig.from_dict({**base, **overrides})
 
 

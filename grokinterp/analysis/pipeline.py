@@ -20,7 +20,7 @@ from grokinterp.analysis.table import (
     reusable_rows,
     sorted_rows,
 )
-from grokinterp.config import OptionError
+from grokinterp.config import OptionError, RunConfig
 from grokinterp.measures import key_frequencies, neurons_per_freq
 from grokinterp.run import Run, find_runs, load_run
 from grokinterp.storage import RunFileError, atomic_write_text, write_json
@@ -60,6 +60,10 @@ def _analyze(
     epochs = run.epochs
     if not epochs:
         raise RunFileError(f"{run.path}: no complete checkpoints to analyse yet")
+    if not isinstance(cfg, RunConfig):  # a toy model family: its own measures
+        from grokinterp.models.analysis import analyze_toy
+
+        return analyze_toy(run, acc_threshold)
     names = _measure_names(measures)
     if isinstance(sharpness_every, bool) or not isinstance(sharpness_every, int):
         raise OptionError(f"sharpness_every must be an integer >= 1, got {sharpness_every!r}")
