@@ -70,6 +70,35 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
 
 
+def _add_toy_options(parser: argparse.ArgumentParser) -> None:
+    """The fields of a toy run that a transformer run does not have (docs/toys.md)."""
+    from grokinterp.models.config import ToyConfig
+
+    group = parser.add_argument_group("toy model families (need a config with a family)")
+    known = {f.name for f in fields(RunConfig)}
+    for f in fields(ToyConfig):
+        if f.name in known:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            group.add_argument(flag, dest=f.name, type=kind, default=None,
+                               help=f"{f.name} (default {f.default!r})")  # fmt: skip
+
+
+def _toy_overrides(args: argparse.Namespace) -> dict:
+    from grokinterp.models.config import ToyConfig
+
+    known = {f.name for f in fields(RunConfig)}
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(ToyConfig)
+        if f.name not in known and getattr(args, f.name, None) is not None
+    }
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """--config file first, then any field given on the command line overrides it."""
     base: dict = {}
@@ -86,10 +115,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         for f in fields(RunConfig)
         if getattr(args, f.name) is not None
     }
-    if isinstance(base, dict) and "family" in base:  # a toy model family (docs/toys.md)
+    toy = _toy_overrides(args)
+    if isinstance(base, dict) and "family" in base or "family" in toy:  # docs/toys.md
         from grokinterp.models.config import config_from_dict
 
-        return config_from_dict({**base, **overrides})
+        return config_from_dict({**base, **overrides, **toy})
+    if toy:
+        raise CliError(
+            f"{['--' + k.replace('_', '-') for k in toy]} are toy-model options; give "
+            f"--family (or a --config with a family) to train a toy model"
+        )
     return RunConfig.from_dict({**base, **overrides})
 
 
@@ -100,6 +135,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = {f.name for f in fields(RunConfig) if getattr(args, f.name) is not None}
+        given |= set(_toy_overrides(args))
         if given or args.config:
             raise CliError("--resume continues a run as configured; drop the config options")
         cfg, out = None, Path(args.resume)
@@ -466,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(p_train)
+    _add_toy_options(p_train)
     p_train.set_defaults(func=_cmd_train)
 
     p_analyze = sub.add_parser("analyze", help="progress measures for every checkpoint")

@@ -90,3 +90,19 @@ def fit_inverse_lambda_law(
         "ci": ci,
         "predicted_slope": 1.0,
     }
+
+
+def inverse_lambda_laws(table, n_boot: int = 2000, seed: int = 0) -> dict:
+    """The 1/lambda law fitted per (family, lr) group of a table of toy runs
+    (:func:`grokinterp.load_sweep`): ``{"<family> lr=<lr>": fit}``, fitting ``t_generalise``
+    (censored runs: NaN, left out and counted); groups that cannot be fitted say why."""
+    out = {}
+    for (family, lr), rows in table.groupby(["family", "lr"]):
+        key = f"{family} lr={lr:g}"
+        try:
+            out[key] = fit_inverse_lambda_law(
+                rows["weight_decay"], rows["t_generalise"], n_boot=n_boot, seed=seed
+            )
+        except OptionError as err:
+            out[key] = {"not_fitted": str(err)}
+    return out

@@ -325,6 +325,10 @@ def write_figures(
     unknown = set(formats) - {"html", *STATIC_FORMATS}
     if unknown:
         raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
+    if "family" in read_json(run_dir / files.CONFIG):  # a toy model family (docs/toys.md)
+        from grokinterp.models.figures import write_toy_figures
+
+        return write_toy_figures(run_dir, formats)
     table, summary = read_analysis(run_dir)
     config = read_config(run_dir)
     attention = _final_attention_map(run_dir)

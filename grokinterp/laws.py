@@ -426,6 +426,15 @@ def format_laws(fit: dict[str, Any]) -> str:
     for role in ("censored", "failed", "unfinished", "unreadable"):
         if fit[role]:
             lines.append(f"{role} (not fitted): {', '.join(fit[role])}")
+    for group, e in fit.get("inverse_lambda_law", {}).items():  # toy runs (decay_law)
+        if "slope" not in e:
+            lines.append(f"1/lambda law, {group}: not fitted: {e['not_fitted']}")
+            continue
+        lines.append(
+            f"1/lambda law, {group}: ln(t) = a + b ln(1/lambda): b = {e['slope']:.4g}"
+            f"{_ci(e, 'slope')}, R^2 = {e['r2']:.4f}, {e['n_runs']} runs "
+            f"({e['n_left_out']} without a time)"
+        )
     return "\n".join(lines)
 
 
@@ -487,9 +496,19 @@ def write_laws(
     sweep_dir = Path(sweep_dir)
     table, _ = load_or_build_table(sweep_dir)
     fit = fit_laws(table, n_boot=n_boot, seed=seed, norms=norms)
+    toy_figures = {}
+    if "t_generalise" in table:  # toy runs: the 1/lambda law and the ridge bound
+        from grokinterp.decay_law import inverse_lambda_laws
+        from grokinterp.plots.toys import delay_vs_inverse_lambda, measured_vs_bound
+
+        fit["inverse_lambda_law"] = inverse_lambda_laws(table, n_boot=n_boot, seed=seed)
+        fits = {k.split(" lr=")[0]: v for k, v in fit["inverse_lambda_law"].items() if "slope" in v}
+        toy_figures["laws_delay_vs_inverse_lambda"] = delay_vs_inverse_lambda(table, fits)
+        if table["bound"].notna().any():
+            toy_figures["laws_measured_vs_bound"] = measured_vs_bound(table)
     written = [sweep_dir / LAWS_FILE]
     atomic_write_text(written[0], json.dumps(fit, indent=2, allow_nan=False) + "\n")
-    figures = law_figures(law_points(table, norms), fit)
+    figures = {**law_figures(law_points(table, norms), fit), **toy_figures}
     folder = sweep_dir / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     if "html" in formats:
