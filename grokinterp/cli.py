@@ -191,6 +191,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "ridge":
+        from grokinterp.models.config import ToyConfig
+        from grokinterp.ridge_path import bench_ridge, format_bench_ridge
+
+        print(format_bench_ridge(bench_ridge(ToyConfig(epochs=args.epochs or 5000))))
+        return 0
     if args.what == "sweep":
         from grokinterp.sweep.bench import bench_sweep, format_bench_sweep
 
@@ -465,6 +471,13 @@ def _cmd_laws(args: argparse.Namespace) -> int:
         formats=[f.strip() for f in args.formats.split(",")],
     )
     print(format_laws(fit))
+    if args.compare:  # (docs/toys.md) one figure of delay against 1/(decay per step)
+        from grokinterp.laws import write_comparison
+
+        written += write_comparison(
+            args.sweep_dir, [p.strip() for p in args.compare.split(",") if p.strip()],
+            formats=[f.strip() for f in args.formats.split(",")],
+        )  # fmt: skip
     figures = [p for p in written if p.parent.name == "figures"]
     print(f"wrote {written[0]} and {len(figures)} figure files in {written[0].parent / 'figures'}")
     return 0
@@ -649,14 +662,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_laws.add_argument(
         "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
     )
+    p_laws.add_argument(
+        "--compare",
+        default="",
+        help="comma-separated sweep folders or runs.csv files to draw beside this sweep in "
+        "laws_compare_delay_vs_rate (delay against 1 / decay per step)",
+    )
     p_laws.set_defaults(func=_cmd_laws)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument(
-        "what", choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness"]
+        "what",
+        choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness", "ridge"],
     )
     p_bench.add_argument(
-        "--epochs", type=int, help="epochs timed per loop (train: 100, ensemble: 20)"
+        "--epochs",
+        type=int,
+        help="epochs timed per loop (train: 100, ensemble: 20, ridge: 5000)",
     )
     p_bench.add_argument("--no-ray", action="store_true", help="sweep: leave out the Ray way")
     p_bench.add_argument(

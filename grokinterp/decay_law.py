@@ -106,3 +106,27 @@ def inverse_lambda_laws(table, n_boot: int = 2000, seed: int = 0) -> dict:
         except OptionError as err:
             out[key] = {"not_fitted": str(err)}
     return out
+
+
+def delay_points(table):
+    """Per grokked run of a table of runs: ``rate``, the decay per optimiser step, and
+    ``delay_steps``, T_grok - T_mem in optimiser steps, so that transformer and toy sweeps
+    share one axis.  Transformer (AdamW, full batch): rate = lr wd, one step an epoch.
+    Toy: rate = lr wd with batch-1 SGD (n_train steps an epoch), 2 lr lambda with GD on
+    lambda ||w||^2 (one step an epoch).  Other optimisers get NaN."""
+    import pandas as pd
+
+    grokked = table[table["grokked"].astype(bool)]
+    lr, wd = grokked["lr"].astype(float), grokked["weight_decay"].astype(float)
+    delay = (grokked["T_grok"] - grokked["T_mem"]).astype(float)
+    if "family" in grokked:
+        sgd = grokked["optimizer"] == "sgd"
+        rate = np.where(sgd, lr * wd, 2 * lr * wd)
+        steps = np.where(sgd, grokked["n_train"].astype(float), 1.0)
+    else:
+        full = (grokked["optimizer"] == "adamw") & (grokked["batch_size"] == 0)
+        rate = np.where(full, lr * wd, np.nan)
+        steps = np.ones(len(grokked))
+    return pd.DataFrame(
+        {"name": grokked["name"].to_numpy(), "rate": rate, "delay_steps": delay * steps}
+    )

@@ -523,3 +523,44 @@ def write_laws(
 
         written += _export_static(figures, folder, static)
     return fit, written
+
+
+def write_comparison(
+    sweep_dir: str | Path, others: Sequence[str | Path], formats: Iterable[str] = ("html",)
+) -> list[Path]:
+    """``SWEEP/figures/laws_compare_delay_vs_rate``: the delay (in optimiser steps) against
+    1 / (decay per step) of this sweep and of each of ``others`` (sweep folders or runs.csv
+    files), one series each (:func:`grokinterp.decay_law.delay_points`)."""
+    from plotly.offline import get_plotlyjs
+
+    from grokinterp.decay_law import delay_points
+    from grokinterp.plots.toys import delay_vs_decay_rate
+    from grokinterp.storage import atomic_write_text
+    from grokinterp.sweep.manifest import FIGURES_DIR
+
+    series = {}
+    for source in [sweep_dir, *others]:
+        source = Path(source)
+        if source.suffix == ".csv":
+            if not source.is_file():
+                raise OptionError(f"--compare {source}: file not found")
+            table, label = pd.read_csv(source), source.parent.name
+        else:
+            table, label = load_or_build_table(source)[0], source.name
+        series[label] = delay_points(table)
+    figure = delay_vs_decay_rate(series)
+    folder = Path(sweep_dir) / FIGURES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    formats = list(formats)
+    if "html" in formats:
+        atomic_write_text(folder / "plotly.min.js", get_plotlyjs())
+        path = folder / "laws_compare_delay_vs_rate.html"
+        atomic_write_text(path, figure.to_html(include_plotlyjs="directory", full_html=True))
+        written.append(path)
+    static = [f for f in formats if f != "html"]
+    if static:
+        from grokinterp.sweep.figures import _export_static
+
+        written += _export_static({"laws_compare_delay_vs_rate": figure}, folder, static)
+    return written
