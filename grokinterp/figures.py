@@ -325,7 +325,9 @@ def write_figures(
     unknown = set(formats) - {"html", *STATIC_FORMATS}
     if unknown:
         raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
-    if "family" in read_json(run_dir / files.CONFIG):  # a toy model family (docs/toys.md)
+    from grokinterp.models.config import is_toy
+
+    if is_toy(read_json(run_dir / files.CONFIG)):  # a toy model family (docs/toys.md)
         from grokinterp.models.figures import write_toy_figures
 
         return write_toy_figures(run_dir, formats)

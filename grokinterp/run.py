@@ -134,7 +134,9 @@ def read_config(run_dir: Path) -> RunConfig:
     A toy run's config (it names a ``family``) is a :class:`~grokinterp.models.config.ToyConfig`."""
     path = Path(run_dir) / files.CONFIG
     data = read_json(path)
-    if "family" in data:
+    from grokinterp.models.config import is_toy
+
+    if is_toy(data):
         from grokinterp.models.run import read_toy_config
 
         return read_toy_config(run_dir)

@@ -346,7 +346,9 @@ def train(
 def _is_toy(cfg, out: Path, resume: bool) -> bool:
     if cfg is not None:
         return not isinstance(cfg, RunConfig)
-    return resume and (out / files.CONFIG).is_file() and "family" in read_json(out / files.CONFIG)
+    from grokinterp.models.config import is_toy
+
+    return resume and (out / files.CONFIG).is_file() and is_toy(read_json(out / files.CONFIG))
 
 
 def _save_checkpoint(out: Path, trainer: Trainer, epoch: int) -> None:

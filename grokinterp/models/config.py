@@ -26,9 +26,10 @@ from typing import Any
 
 from grokinterp.config import UNSAFE_NAME_CHARS, name_value
 from grokinterp.errors import ConfigError
+from grokinterp.models import FAMILIES
 from grokinterp.schedule import checkpoint_epochs
 
-TOY_FAMILIES = ("linear", "random-features", "two-layer")
+TOY_FAMILIES = tuple(name for name in FAMILIES if name != "transformer")
 DATASETS = ("competing-features", "ridge")
 SPECTRA = ("isotropic", "spiked")
 TOY_OPTIMIZERS = ("gd", "sgd")
