@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from grokinterp import files
+from grokinterp.errors import ConfigError
 from grokinterp.models.config import ToyConfig
 from grokinterp.schedule import checkpoint_epochs
 from grokinterp.storage import atomic_write_text, format_metric_rows, metrics_header, save_tensors
@@ -108,8 +109,18 @@ def exact_losses(cfg: ToyConfig, data: ToyData, epochs: np.ndarray | None = None
 def write_exact_run(
     cfg: ToyConfig, out: Path, data: ToyData, on_epoch: Callable[[dict], None] | None = None
 ) -> None:
-    """The metrics and checkpoints of a run, from the closed form (written in one go)."""
+    """The metrics and checkpoints of a run, from the closed form (written in one go).
+
+    Refuses a learning rate above the stability limit: with |q_i| > 1 the iteration
+    diverges, and there is nothing to record."""
     path = _path_of(cfg, data)
+    if max(np.abs(path.q).max(), abs(path.q0)) > 1:
+        h_max = (1 - path.q.min()) / (2 * cfg.lr)
+        raise ConfigError(
+            f"ToyConfig.lr = {cfg.lr:g} makes gradient descent diverge on this data: the "
+            f"stability limit is 1 / lambda_max(X^T X / n + lambda I) = {1 / h_max:.4g}; "
+            f"lower lr"
+        )
     epochs = np.arange(cfg.epochs + 1)
     train = path.losses(data.x_train.numpy(), data.y_train.numpy(), epochs)
     test = path.losses(data.x_test.numpy(), data.y_test.numpy(), epochs)

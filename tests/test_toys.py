@@ -317,3 +317,13 @@ def test_cli_trains_a_toy_config_and_refuses_transformer_fields(tmp_path, capsys
 
 def test_toy_measures_are_the_declared_ones():
     assert TOY_MEASURES[:4] == ("train_loss", "test_loss", "train_acc", "test_acc")
+
+
+def test_a_diverging_toy_run_stops_with_a_one_line_error(tmp_path):
+    cfg = small_ridge(lr=5.0, epochs=200)  # far above 1 / lambda_max of X^T X / n
+    with pytest.raises(FloatingPointError, match="diverged; lower lr") as err:
+        train(cfg, tmp_path / "it")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="stability limit") as err:
+        train(cfg.replace(exact_path=True), tmp_path / "ex")
+    assert "\n" not in str(err.value)

@@ -19,6 +19,7 @@ optimisers keep no state).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -253,6 +254,11 @@ def _train(cfg: ToyConfig, out: Path, data: ToyData, resume: bool, on_epoch):
                 _save(out, trainer, epoch)
             last = epoch == cfg.epochs
             row = trainer.row(epoch, last or is_ckpt or epoch % cfg.eval_every == 0)
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(
+                    f"{out}: the train loss is {row['train_loss']} at epoch {epoch}: the run "
+                    f"diverged; lower lr (lr = {cfg.lr:g})"
+                )
             if not last:
                 trainer.step_epoch(epoch)
             metrics.write(format_metric_rows([row]))
