@@ -327,3 +327,18 @@ def test_a_diverging_toy_run_stops_with_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="stability limit") as err:
         train(cfg.replace(exact_path=True), tmp_path / "ex")
     assert "\n" not in str(err.value)
+
+
+def test_the_summary_of_a_ridge_run_holds_its_bound_and_prints_it(tmp_path):
+    from grokinterp.analysis import format_summary
+
+    cfg = small_ridge(epochs=2000, c=5.0, exact_path=True, checkpoints="log:10")
+    run = train(cfg, tmp_path / "r")
+    summary = analyze_path(run.path)[str(run.path)]
+    bound = summary["bound"]
+    expected = ridge_bound(30, 8, 1.0, 1.0, 1.0, 5.0, 0.05, 0.05)
+    assert bound["value"] == pytest.approx(expected) and bound["inputs"]["m"] == 30
+    assert summary["t_generalise"] == summary["phases"]["T_grok"]["epoch"]
+    assert bound["holds"] == (summary["t_generalise"] >= expected)
+    text = format_summary(summary)
+    assert "linear on ridge" in text and "ridge bound" in text
