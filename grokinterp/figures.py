@@ -327,7 +327,8 @@ def write_figures(
         raise OptionError(f"unknown figure format(s) {sorted(unknown)}; allowed: html, png, svg")
     from grokinterp.models.config import is_toy
 
-    if is_toy(read_json(run_dir / files.CONFIG)):  # a toy model family (docs/toys.md)
+    config_path = run_dir / files.CONFIG
+    if config_path.is_file() and is_toy(read_json(config_path)):  # a toy family (docs/toys.md)
         from grokinterp.models.figures import write_toy_figures
 
         return write_toy_figures(run_dir, formats)
