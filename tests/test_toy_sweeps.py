@@ -84,3 +84,27 @@ def test_figures_of_a_toy_run(ridge_sweep):
     run_dir = ridge_sweep / "runs" / "wd0.01-init0-data0"
     written = write_figures(run_dir, formats=["html"])
     assert {p.name for p in written} >= {"curves.html", "block_norms.html", files.REPORT}
+
+
+def test_compare_draws_transformer_and_toy_sweeps_on_one_axis(ridge_sweep):
+    from pathlib import Path
+
+    from grokinterp.decay_law import delay_points
+    from grokinterp.laws import write_comparison
+
+    transformer = Path(__file__).resolve().parent.parent / "docs/results/wd-lr-p59/runs.csv"
+    written = write_comparison(ridge_sweep, [transformer], formats=["html"])
+    assert [p.name for p in written] == ["laws_compare_delay_vs_rate.html"]
+    points = delay_points(load_sweep(ridge_sweep))
+    table = load_sweep(ridge_sweep)
+    # GD on lambda ||w||^2 decays a weight by 2 lr lambda per step, one step an epoch
+    np.testing.assert_allclose(points["rate"], 2 * 0.05 * table["weight_decay"])
+    np.testing.assert_allclose(points["delay_steps"], table["T_grok"] - table["T_mem"])
+
+
+def test_bench_ridge_prints_both_timings_and_their_ratio(capsys):
+    from grokinterp.cli import main
+
+    assert main(["bench", "ridge", "--epochs", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "iterative:" in out and "exact path:" in out and "speed-up:" in out
