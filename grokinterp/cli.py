@@ -72,6 +72,35 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
 
 
+def _add_toy_options(parser: argparse.ArgumentParser) -> None:
+    """The fields of a toy run that a transformer run does not have (docs/toys.md)."""
+    from grokinterp.models.config import ToyConfig
+
+    group = parser.add_argument_group("toy model families (need a config with a family)")
+    known = {f.name for f in fields(RunConfig)}
+    for f in fields(ToyConfig):
+        if f.name in known:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            group.add_argument(flag, dest=f.name, type=kind, default=None,
+                               help=f"{f.name} (default {f.default!r})")  # fmt: skip
+
+
+def _toy_overrides(args: argparse.Namespace) -> dict:
+    from grokinterp.models.config import ToyConfig
+
+    known = {f.name for f in fields(RunConfig)}
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(ToyConfig)
+        if f.name not in known and getattr(args, f.name, None) is not None
+    }
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """--config file first, then any field given on the command line overrides it."""
     base: dict = {}
@@ -88,6 +117,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         for f in fields(RunConfig)
         if getattr(args, f.name) is not None
     }
+    toy = _toy_overrides(args)
+    if isinstance(base, dict) and "family" in base or "family" in toy:  # docs/toys.md
+        from grokinterp.models.config import config_from_dict
+
+        return config_from_dict({**base, **overrides, **toy})
+    if toy:
+        raise CliError(
+            f"{['--' + k.replace('_', '-') for k in toy]} are toy-model options; give "
+            f"--family (or a --config with a family) to train a toy model"
+        )
     return RunConfig.from_dict({**base, **overrides})
 
 
@@ -98,6 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = {f.name for f in fields(RunConfig) if getattr(args, f.name) is not None}
+        given |= set(_toy_overrides(args))
         if given or args.config:
             raise CliError("--resume continues a run as configured; drop the config options")
         cfg, out = None, Path(args.resume)
@@ -153,6 +193,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "ridge":
+        from grokinterp.bench.ridge import bench_ridge, format_bench_ridge
+        from grokinterp.models.config import ToyConfig
+
+        print(format_bench_ridge(bench_ridge(ToyConfig(epochs=args.epochs or 5000))))
+        return 0
     if args.what == "sweep":
         from grokinterp.bench.sweep import bench_sweep, format_bench_sweep
 
@@ -429,6 +475,13 @@ def _cmd_laws(args: argparse.Namespace) -> int:
         formats=[f.strip() for f in args.formats.split(",")],
     )
     print(format_laws(fit))
+    if args.compare:  # (docs/toys.md) one figure of delay against 1/(decay per step)
+        from grokinterp.figures import write_comparison
+
+        others = [p.strip() for p in args.compare.split(",") if p.strip()]
+        written += write_comparison(
+            args.sweep_dir, others, formats=[f.strip() for f in args.formats.split(",")]
+        )
     figures = [p for p in written if p.parent.name == files.FIGURES_DIR]
     folder = written[0].parent / files.FIGURES_DIR
     print(f"wrote {written[0]} and {len(figures)} figure files in {folder}")
@@ -467,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(p_train)
+    _add_toy_options(p_train)
     p_train.set_defaults(func=_cmd_train)
 
     # the analysis defaults, defined once (AnalysisSettings)
@@ -621,14 +675,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_laws.add_argument(
         "--formats", default="html,png,svg", help="comma-separated: html, png, svg (default all)"
     )
+    p_laws.add_argument(
+        "--compare",
+        default="",
+        help="comma-separated sweep folders or runs.csv files to draw beside this sweep in "
+        "laws_compare_delay_vs_rate (delay against 1 / decay per step)",
+    )
     p_laws.set_defaults(func=_cmd_laws)
 
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument(
-        "what", choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness"]
+        "what",
+        choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness", "ridge"],
     )
     p_bench.add_argument(
-        "--epochs", type=int, help="epochs timed per loop (train: 100, ensemble: 20)"
+        "--epochs",
+        type=int,
+        help="epochs timed per loop (train: 100, ensemble: 20, ridge: 5000)",
     )
     p_bench.add_argument("--no-ray", action="store_true", help="sweep: leave out the Ray way")
     p_bench.add_argument(

@@ -6,6 +6,8 @@ A run directory::
     RUN/
       config.json              RunConfig.to_json()
       split.json               {"train_idx": [...]}: indices into the p^2 pairs (i = a*p + b)
+      data.json                a toy run's data description, in place of split.json
+                               (docs/toys.md)
       metrics.csv              one row per epoch: epoch, lr, train_loss, test_loss,
                                train_acc, test_acc (test values and accuracies only on
                                eval epochs, blank elsewhere)
@@ -36,6 +38,7 @@ from pathlib import Path
 
 CONFIG = "config.json"
 SPLIT = "split.json"
+DATA = "data.json"  # a toy run's data description (grokinterp.models.train), in place of split
 METRICS = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 OPTIMIZER = "optimizer.safetensors"

@@ -441,4 +441,13 @@ def format_laws(fit: dict[str, Any]) -> str:
     for role in ("censored", "failed", "unfinished", "unreadable"):
         if fit[role]:
             lines.append(f"{role} (not fitted): {', '.join(fit[role])}")
+    for group, e in fit.get("inverse_lambda_law", {}).items():  # toy runs (decay_law)
+        if "slope" not in e:
+            lines.append(f"1/lambda law, {group}: not fitted: {e['not_fitted']}")
+            continue
+        lines.append(
+            f"1/lambda law, {group}: ln(t) = a + b ln(1/lambda): b = {e['slope']:.4g}"
+            f"{_ci(e, 'slope')}, R^2 = {e['r2']:.4f}, {e['n_runs']} runs "
+            f"({e['n_left_out']} without a time)"
+        )
     return "\n".join(lines)

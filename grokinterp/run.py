@@ -147,9 +147,16 @@ _LEGACY_DEFAULTS = {"init": "native", "init_scale": 1.0}
 
 
 def read_config(run_dir: Path) -> RunConfig:
-    """A run's stored config.  Runs written before ``init`` existed trained with ``native``."""
+    """A run's stored config.  Runs written before ``init`` existed trained with ``native``.
+    A toy run's config (it names a ``family``) is a :class:`~grokinterp.models.config.ToyConfig`."""
     path = Path(run_dir) / files.CONFIG
     data = read_json(path)
+    from grokinterp.models.config import is_toy
+
+    if is_toy(data):
+        from grokinterp.models.run import read_toy_config
+
+        return read_toy_config(run_dir)
     data = {**_LEGACY_DEFAULTS, **data} if isinstance(data, dict) else data
     try:
         return RunConfig.from_dict(data)
@@ -198,6 +205,10 @@ def load_run(path: str | Path) -> Run:
             f"point at a folder written by 'grokinterp train'"
         )
     config = read_config(path)
+    if not isinstance(config, RunConfig):  # a toy model family (grokinterp.models)
+        from grokinterp.models.run import load_toy_run
+
+        return load_toy_run(path)
     return Run(path, config, read_split(path, config))
 
 

@@ -53,9 +53,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 _METADATA_KEY = "grokinterp"
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Save tensors as safetensors (exact float32 copies, never pickle), atomically."""
-    payload = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
+def save_tensors(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    dtype: torch.dtype | None = torch.float32,
+) -> None:
+    """Save tensors as safetensors (exact ``dtype`` copies, never pickle), atomically.
+
+    ``dtype`` None keeps each tensor's own dtype (the float64 toy runs)."""
+    payload = {
+        k: v.detach().to("cpu", v.dtype if dtype is None else dtype).contiguous()
+        for k, v in tensors.items()
+    }
     header = {_METADATA_KEY: json.dumps(metadata, sort_keys=True)}
     atomic_write_bytes(path, save(payload, metadata=header))
 

@@ -41,6 +41,7 @@ from grokinterp.storage import (
     format_metric_rows,
     load_tensors,
     metrics_header,
+    read_json,
     read_metrics,
     save_tensors,
 )
@@ -285,6 +286,10 @@ def train(
     ``on_epoch`` is called with each metrics row, e.g. to drive a progress bar.
     """
     out = Path(out_dir)
+    if _is_toy(cfg, out, resume):  # a toy model family: grokinterp.models.train
+        from grokinterp.models.train import train_toy
+
+        return train_toy(cfg, out, resume=resume, on_epoch=on_epoch)
     if resume:
         if not (out / files.CONFIG).is_file():
             raise RunFileError(f"{out}: no run to resume (no {files.CONFIG})")
@@ -347,6 +352,14 @@ def train(
     if end < cfg.epochs:
         log.info("%s: stopped at epoch %d, %d after T_grok", out, end, end - t_grok)
     return load_run(out)
+
+
+def _is_toy(cfg, out: Path, resume: bool) -> bool:
+    if cfg is not None:
+        return not isinstance(cfg, RunConfig)
+    from grokinterp.models.config import is_toy
+
+    return resume and (out / files.CONFIG).is_file() and is_toy(read_json(out / files.CONFIG))
 
 
 def _save_checkpoint(out: Path, trainer: Trainer, epoch: int) -> None:

@@ -119,3 +119,39 @@ def test_the_run_groks_and_the_per_frequency_sections_found_the_circuit(executed
     # notebook 02 drew one representative neuron per key frequency
     n02 = [o for o in _outputs(executed[NAMES[1]]) if o.output_type == "display_data"]
     assert len(n02) >= len(keys)
+
+
+TOY_NOTEBOOK = "05_toy_models.ipynb"
+
+
+def test_toy_notebook_is_stored_without_outputs():
+    nb = nbformat.read(NOTEBOOKS / TOY_NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "GROKINTERP_TOY_SMALL" in code[0].source and "GROKINTERP_TOY_DIR" in code[0].source
+
+
+@pytest.mark.slow
+def test_toy_notebook_runs_on_small_settings(tmp_path, monkeypatch):
+    """Notebook 05 trains its own small toy runs (no shared run needed)."""
+    monkeypatch.setenv("GROKINTERP_TOY_SMALL", "1")
+    monkeypatch.setenv("GROKINTERP_TOY_DIR", str(tmp_path))
+    path = os.pathsep.join(filter(None, [str(NOTEBOOKS.parent), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    nb = nbformat.read(NOTEBOOKS / TOY_NOTEBOOK, as_version=4)
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute()
+    errors = [o for o in _outputs(nb) if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue") if errors else None
+    text = _text(nb)
+    assert (tmp_path / "cf" / "summary.json").is_file()
+    assert (tmp_path / "ridge" / "summary.json").is_file()
+    diff = float(re.search(r"largest relative difference: ([\d.e+-]+)", text).group(1))
+    assert diff < 1e-9
+    assert re.search(r"slope [\d.]+, 95% CI", text)

@@ -22,7 +22,7 @@ from grokinterp.analysis.table import (
     reusable_rows,
     sorted_rows,
 )
-from grokinterp.config import OptionError
+from grokinterp.config import OptionError, RunConfig
 from grokinterp.measures import key_frequencies, neurons_per_freq
 from grokinterp.measures.keyfreq import NEURON_THRESHOLD
 from grokinterp.phases import ACC_THRESHOLD
@@ -133,6 +133,10 @@ def _analyze(
     epochs = run.epochs
     if not epochs:
         raise RunFileError(f"{run.path}: no complete checkpoints to analyse yet")
+    if not isinstance(run.config, RunConfig):  # a toy model family: its own measures
+        from grokinterp.models.analysis import analyze_toy
+
+        return analyze_toy(run, settings.acc_threshold)
     names = _measure_names(settings.measures)
     final = final_checkpoint(run, epochs[-1], settings.threshold)
     record = _settings_record(run, settings, names, final)

@@ -236,8 +236,11 @@ def format_summary(summary: dict) -> str:
     """A short human-readable table of a run summary (for the CLI)."""
     final = summary.get("final", {})
     phases = summary.get("phases", {})
+    what = f"p={summary.get('p')}"
+    if "family" in summary:  # a toy run
+        what = f"{summary['family']} on {summary.get('dataset')}"
     lines = [
-        f"run {summary.get('run_name', summary.get('run', '?'))}: p={summary.get('p')}, "
+        f"run {summary.get('run_name', summary.get('run', '?'))}: {what}, "
         f"{summary.get('n_checkpoints')} checkpoints to epoch {summary.get('final_epoch')}"
         + ("" if summary.get("run_complete", True) else " (still training)"),
         f"  key frequencies   {summary.get('key_frequencies')} "
@@ -268,4 +271,10 @@ def format_summary(summary: dict) -> str:
         "weight_norm_sq",
     ):
         lines.append(f"  final {key:<16}{_fmt(final.get(key)):>10}")
+    bound = summary.get("bound")  # a toy run (grokinterp.models.analysis)
+    if bound is not None:
+        shown = _fmt(bound.get("value")) if bound.get("value") is not None else "-"
+        why = bound.get("rule") or bound.get("reason", "")
+        lines.append(f"  {'ridge bound':<22}{shown:>10}   {why[:60]}")
+        lines.append(f"  {'t_generalise':<22}{_fmt(summary.get('t_generalise')):>10}")
     return "\n".join(lines)

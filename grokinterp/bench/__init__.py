@@ -4,7 +4,8 @@
 loop), :mod:`~grokinterp.bench.analyze` (s/checkpoint: batched against hooked; the
 sharpness measure), :mod:`~grokinterp.bench.watch` (s per ``watch`` iteration),
 :mod:`~grokinterp.bench.sweep` (runs/hour on each backend) and
-:mod:`~grokinterp.bench.ensemble` (N runs as one vmapped model), with
+:mod:`~grokinterp.bench.ensemble` (N runs as one vmapped model), :mod:`~grokinterp.bench.ridge`
+(ridge GD: the iterative loop against the exact path), with
 :mod:`~grokinterp.bench.runs` (run directories of random weights, no training).
 """
 

@@ -18,7 +18,7 @@ from grokinterp.figures.run import (
     write_figures,
     write_report,
 )
-from grokinterp.figures.sweep import write_laws, write_sweep_figures
+from grokinterp.figures.sweep import write_comparison, write_laws, write_sweep_figures
 
 __all__ = [
     "BROWSER_ENV",
@@ -27,6 +27,7 @@ __all__ = [
     "phase_table",
     "read_analysis",
     "summary_phases",
+    "write_comparison",
     "write_evaluation",
     "write_figure_files",
     "write_figures",

@@ -25,6 +25,7 @@ from grokinterp.config import RunConfig
 from grokinterp.figures.export import FORMATS, check_formats, write_figure_files
 from grokinterp.figures.report import html_table, write_page
 from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.models.config import is_toy
 from grokinterp.plots.sliders import slider_figures
 from grokinterp.run import load_run, read_config
 from grokinterp.storage import RunFileError, read_json
@@ -209,6 +210,11 @@ def write_figures(
     """
     run_dir = Path(run_dir)
     formats = check_formats(formats)
+    config_path = run_dir / files.CONFIG
+    if config_path.is_file() and is_toy(read_json(config_path)):  # a toy family (docs/toys.md)
+        from grokinterp.figures.toys import write_toy_figures
+
+        return write_toy_figures(run_dir, formats)
     table, summary = read_analysis(run_dir)
     config = read_config(run_dir)
     attention = _final_attention_map(run_dir)

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 
 from grokinterp import files
 from grokinterp.config import OptionError
+from grokinterp.decay_law import delay_points, inverse_lambda_laws
 from grokinterp.figures.export import FORMATS, check_formats, write_figure_files
 from grokinterp.figures.report import write_page
 from grokinterp.laws import DEFAULT_NORMS, N_BOOT, LawFitError, fit_laws, law_points
@@ -33,6 +34,7 @@ from grokinterp.plots.sweep import (
     t_grok_heatmap,
     t_grok_vs_field,
 )
+from grokinterp.plots.toys import delay_vs_decay_rate, delay_vs_inverse_lambda, measured_vs_bound
 from grokinterp.run import load_run
 from grokinterp.storage import RunFileError, atomic_write_text
 from grokinterp.sweep.manifest import is_sweep, read_manifest, run_dir
@@ -194,8 +196,37 @@ def write_laws(
     sweep_dir = Path(sweep_dir)
     table, _ = load_or_build_table(sweep_dir)
     fit = fit_laws(table, n_boot=n_boot, seed=seed, norms=norms)
+    toy_figures = {}
+    if "t_generalise" in table:  # toy runs: the 1/lambda law and the ridge bound
+        fit["inverse_lambda_law"] = inverse_lambda_laws(table, n_boot=n_boot, seed=seed)
+        fits = {k.split(" lr=")[0]: v for k, v in fit["inverse_lambda_law"].items() if "slope" in v}
+        toy_figures["laws_delay_vs_inverse_lambda"] = delay_vs_inverse_lambda(table, fits)
+        if table["bound"].notna().any():
+            toy_figures["laws_measured_vs_bound"] = measured_vs_bound(table)
     written = [sweep_dir / files.LAWS_FILE]
     atomic_write_text(written[0], json.dumps(fit, indent=2, allow_nan=False) + "\n")
-    figures = law_figures(law_points(table, norms), fit)
+    figures = {**law_figures(law_points(table, norms), fit), **toy_figures}
     written += write_figure_files(figures, sweep_dir / files.FIGURES_DIR, formats)
     return fit, written
+
+
+def write_comparison(
+    sweep_dir: str | Path, others: Sequence[str | Path], formats: Iterable[str] = FORMATS
+) -> list[Path]:
+    """``SWEEP/figures/laws_compare_delay_vs_rate``: the delay (in optimiser steps) against
+    1 / (decay per step) of this sweep and of each of ``others`` (sweep folders or runs.csv
+    files), one series each (:func:`grokinterp.decay_law.delay_points`)."""
+    formats = check_formats(formats)
+    series = {}
+    for source in [sweep_dir, *others]:
+        source = Path(source)
+        if source.suffix == ".csv":
+            if not source.is_file():
+                raise OptionError(f"--compare {source}: file not found")
+            table, label = pd.read_csv(source), source.parent.name
+        else:
+            table, label = load_or_build_table(source)[0], source.name
+        series[label] = delay_points(table)
+    figure = delay_vs_decay_rate(series)
+    folder = Path(sweep_dir) / files.FIGURES_DIR
+    return write_figure_files({"laws_compare_delay_vs_rate": figure}, folder, formats)

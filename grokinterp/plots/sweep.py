@@ -47,7 +47,10 @@ def swept_fields(table: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> 
         order += list(spec.get("grid") or {})
         for group in spec.get("zip") or []:
             order += list(group)
-    config = [f for f in RunConfig.__dataclass_fields__ if f != "name"]
+    from grokinterp.models.config import ToyConfig
+
+    fields_ = [*RunConfig.__dataclass_fields__, *ToyConfig.__dataclass_fields__]
+    config = [f for f in dict.fromkeys(fields_) if f != "name"]
     order += [f for f in config if f not in order and f not in SEED_FIELDS]
     order += list(SEED_FIELDS)
     return [f for f in order if f in table and table[f].nunique(dropna=False) > 1]

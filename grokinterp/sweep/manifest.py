@@ -192,7 +192,9 @@ class Manifest:
         return self.data["runs"]
 
     def config(self, name: str) -> RunConfig:
-        return RunConfig.from_dict(self.runs[name]["config"])
+        from grokinterp.models.config import config_from_dict
+
+        return config_from_dict(self.runs[name]["config"])  # a RunConfig or a ToyConfig
 
     def names(self, *statuses: str) -> list[str]:
         return [n for n, r in self.runs.items() if r["status"] in statuses]

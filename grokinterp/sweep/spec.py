@@ -45,6 +45,7 @@ from grokinterp.config import (
     RunConfig,
     name_value,
 )
+from grokinterp.models.config import ToyConfig, config_class, config_from_dict, is_toy
 from grokinterp.schedule import SWEEP_SCHEDULE
 
 __all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec"]
@@ -62,6 +63,7 @@ ALIASES = {
     "stop_after_grok": "stop",
     "stop_after_grok_delays": "stopx",
     "operation": "",  # the task's own name reads best: add-wd1, mul-wd1
+    "family": "",  # likewise for a toy model family: linear-wd0.01
 }
 
 _UNSAFE = UNSAFE_NAME_CHARS
@@ -118,7 +120,7 @@ class SweepSpec:
         combos = self._combinations()
         return [f for f in self.axes if len({_key(c[f]) for c in combos}) > 1]
 
-    def runs(self) -> dict[str, RunConfig]:
+    def runs(self) -> dict[str, RunConfig | ToyConfig]:
         """{run name: config} for every run, in expansion order.  Raises SpecError."""
         combos = self._combinations()
         varying = self.varying()
@@ -127,7 +129,7 @@ class SweepSpec:
             name = run_name(combo, varying) if varying else self.name
             fields_ = {**self.base, **combo, "name": name}
             try:
-                cfg = RunConfig.from_dict(fields_)
+                cfg = config_from_dict(fields_)
             except ConfigError as err:
                 shown = ", ".join(f"{k}={v!r}" for k, v in combo.items()) or "the base config"
                 raise SpecError(f"run {name} ({shown}): {err}") from None
@@ -153,20 +155,22 @@ def run_name(combo: dict[str, Any], varying: list[str]) -> str:
 # ------------------------------------------------------------------------------- parsing
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in fields(RunConfig)]
+def _field_names(base: dict[str, Any] | None = None) -> list[str]:
+    """The config fields a spec may set: RunConfig's, or ToyConfig's when ``[base]`` names a
+    toy ``family`` (grokinterp.models, docs/toys.md)."""
+    return [f.name for f in fields(config_class(base or {}))]
 
 
-def _normalise(field: str, value: Any) -> Any:
+def _normalise(field: str, value: Any, base: dict[str, Any] | None = None) -> Any:
     """TOML's ``1`` for a float field is stored as ``1.0``, so configs compare and print alike."""
-    kinds = {f.name: f.type for f in fields(RunConfig)}
+    kinds = {f.name: f.type for f in fields(config_class(base or {}))}
     if kinds.get(field) == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 
 
-def _check_fields(where: str, names: list[str]) -> None:
-    known = _field_names()
+def _check_fields(where: str, names: list[str], base: dict[str, Any] | None = None) -> None:
+    known = _field_names(base)
     for name in names:
         if name in SET_BY_SWEEP:
             raise SpecError(f"{where}: '{name}' is set by the sweep (one name per run); remove it")
@@ -190,10 +194,10 @@ def _check_values(
         raise SpecError(f"{where} {field}: expected a list of values, got {values!r}")
     if not values:
         raise SpecError(f"{where} {field}: empty list; give at least one value")
-    values = [_normalise(field, v) for v in values]
+    values = [_normalise(field, v, base) for v in values]
     for value in values:
         try:
-            RunConfig.from_dict({**base, field: value})
+            config_from_dict({**base, field: value})
         except ConfigError as err:
             raise SpecError(f"{where} {field} = {value!r}: {err}") from None
     keys = [_key(v) for v in values]
@@ -214,10 +218,11 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     base = data.get("base", {})
     if not isinstance(base, dict):
         raise SpecError("[base]: expected a table of RunConfig fields")
-    _check_fields("[base]", list(base))
-    base = {"checkpoints": SWEEP_SCHEDULE, **{k: _normalise(k, v) for k, v in base.items()}}
+    _check_fields("[base]", list(base), base)
+    schedule = {} if is_toy(base) else {"checkpoints": SWEEP_SCHEDULE}
+    base = {**schedule, **{k: _normalise(k, v, base) for k, v in base.items()}}
     try:
-        RunConfig.from_dict(base)
+        config_from_dict(base)
     except ConfigError as err:
         raise SpecError(f"[base]: {err}") from None
 
@@ -236,7 +241,7 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
         raise SpecError("[grid]: expected a table of field = [values]")
     if "grid" in data and not grid:
         raise SpecError("[grid] is empty; give at least one field = [values], or remove it")
-    _check_fields("[grid]", list(grid))
+    _check_fields("[grid]", list(grid), base)
     grid = {field: _check_values("[grid]", field, values, base) for field, values in grid.items()}
     for field in grid:
         claim(field, "[grid]")
@@ -250,7 +255,7 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
         where = "[zip]" if len(raw_zips) == 1 else f"[[zip]] #{i + 1}"
         if not group:
             raise SpecError(f"{where} is empty; give field = [values] lists, or remove it")
-        _check_fields(where, list(group))
+        _check_fields(where, list(group), base)
         group = {
             f: _check_values(where, f, values, base, unique=False) for f, values in group.items()
         }

@@ -24,6 +24,10 @@ wnorm_cleanup_end,          boundaries are eval epochs, the norm is measured on
 wnorm_end                   checkpoints); NaN where the boundary is (e.g. T_grok of a
                             censored run)
 final_train_loss, ...       final train/test loss and accuracy (the last checkpoint)
+bound, t_generalise,        toy runs (docs/toys.md): the ridge paper's lower bound on the
+T_grok_0.9                  time to generalise (linear ridge GD runs), the measured time
+                            (T_grok: first epoch with test loss < c), and T_grok at
+                            test accuracy 0.9 (classification sets)
 wall_s, disk_bytes          the run's wall time (last attempt) and its folder's size
 problem                     why a run's files could not be read (else empty)
 ==========================  ==============================================================
@@ -46,6 +50,7 @@ import pandas as pd
 from grokinterp import files
 from grokinterp.analysis import read_table
 from grokinterp.config import ConfigError, RunConfig
+from grokinterp.models.config import ToyConfig, config_from_dict, is_toy
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
 
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 BOUNDARIES = ("T_mem", "T_grok", "memorisation_end", "circuit_formation_end", "cleanup_end")
 NORM_AT = ("T_mem", "memorisation_end", "T_grok", "cleanup_end")
 FINAL = ("train_loss", "test_loss", "train_acc", "test_acc")
+TOY_COLUMNS = ("bound", "t_generalise", "T_grok_0.9")  # NaN for transformer runs
 
 
 def _epoch(entry: Any) -> float:
@@ -108,6 +114,13 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     for name in FINAL:
         value = final.get(name)
         row[f"final_{name}"] = math.nan if value is None else float(value)
+    bound = summary.get("bound") or {}  # toy runs: the ridge bound beside T_grok
+    row["bound"] = math.nan if bound.get("value") is None else float(bound["value"])
+    row["t_generalise"] = _epoch(summary.get("t_generalise"))
+    row["T_grok_0.9"] = _epoch(summary.get("T_grok_0.9"))
+    if "family" not in summary:  # a transformer run: no toy columns
+        for column in TOY_COLUMNS:
+            del row[column]
     return row
 
 
@@ -116,7 +129,7 @@ def _full_config(config: dict[str, Any]) -> dict[str, Any]:
     it at its default, which trains as those runs did (docs/run-format.md), so the tables
     of an old and a new sweep of the same spec agree."""
     try:
-        return RunConfig.from_dict(config).to_dict()
+        return config_from_dict(config).to_dict()
     except ConfigError:  # not a config this version can read: show what is there
         return config
 
@@ -125,7 +138,12 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """The table of runs of a sweep folder, one row per run in the manifest's order."""
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
-    config_fields = [f.name for f in fields(RunConfig) if f.name != "name"]  # name: the run's
+    configs = [entry["config"] for entry in manifest["runs"].values()]
+    toys = [is_toy(c) for c in configs]
+    classes = [cls for cls, used in ((RunConfig, not all(toys)), (ToyConfig, any(toys))) if used]
+    config_fields = list(  # name: the run's; a sweep of toys has ToyConfig's fields too
+        dict.fromkeys(f.name for cls in classes for f in fields(cls) if f.name != "name")
+    )
     rows = []
     for name, entry in manifest["runs"].items():
         row: dict[str, Any] = {"name": name, "status": entry["status"], "error": entry["error"]}
@@ -150,6 +168,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         + ["cleanup_seen", "not_seen", "end_epoch", "grokking_ratio", "key_freqs", "n_key_freqs"]
         + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
         + [f"final_{n}" for n in FINAL]
+        + (list(TOY_COLUMNS) if any(toys) else [])
     )
     text = ("key_freqs", "not_seen")
     for column in derived:  # present even when no run has been analysed

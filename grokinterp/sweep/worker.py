@@ -19,6 +19,7 @@ from typing import Any
 
 from grokinterp import files
 from grokinterp.config import RunConfig
+from grokinterp.models.config import config_from_dict
 from grokinterp.sweep.manifest import (
     CENSORED,
     DONE,
@@ -73,7 +74,7 @@ def run_one(sweep_dir: str, name: str, threads: int) -> dict[str, Any]:
     out = run_dir(sweep_dir, name)
     try:
         set_threads(threads)
-        cfg = RunConfig.from_dict(read_manifest(sweep_dir)["runs"][name]["config"])
+        cfg = config_from_dict(read_manifest(sweep_dir)["runs"][name]["config"])
         with _run_lock(Path(sweep_dir), name):
             summary = train_and_analyze(cfg, out)
         phases = summary.get("phases", {})
