@@ -13,7 +13,8 @@ a quadratic form in d_t = (q^t delta_row, q_0^t): (|a|^2 + 2 d_t . C^T a + d_t^T
 Every epoch costs O((r + 1)^2) instead of a pass over the data: :func:`exact_losses`.
 
 :func:`write_exact_run` writes a toy run directory from it (ToyConfig.exact_path);
-:func:`grokinterp.bench.ridge.bench_ridge` times it against the iterative run (``grokinterp bench ridge``).
+:func:`grokinterp.bench.ridge.bench_ridge` times it against the iterative run
+(``grokinterp bench ridge``).
 """
 
 from __future__ import annotations
