@@ -16,7 +16,10 @@ from transformer_lens.model_bridge import TransformerBridge
 from grokinterp import files
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.data import Dataset, all_pairs, make_dataset, make_tokens
+from grokinterp.errors import OptionError
 from grokinterp.model import build_model
+from grokinterp.models import ModelFamily, get_family
+from grokinterp.models.config import ToyConfig, is_toy
 from grokinterp.schedule import end_epoch, first_grok_epoch, first_mem_epoch
 from grokinterp.storage import (
     RunFileError,
@@ -29,6 +32,7 @@ from grokinterp.storage import (
     write_json,
 )
 from grokinterp.tasks import get_task
+from grokinterp.toydata import ToyData, make_toy_data
 
 
 class Run:
@@ -151,11 +155,7 @@ def read_config(run_dir: Path) -> RunConfig:
     A toy run's config (it names a ``family``) is a :class:`~grokinterp.models.config.ToyConfig`."""
     path = Path(run_dir) / files.CONFIG
     data = read_json(path)
-    from grokinterp.models.config import is_toy
-
     if is_toy(data):
-        from grokinterp.models.run import read_toy_config
-
         return read_toy_config(run_dir)
     data = {**_LEGACY_DEFAULTS, **data} if isinstance(data, dict) else data
     try:
@@ -206,10 +206,70 @@ def load_run(path: str | Path) -> Run:
         )
     config = read_config(path)
     if not isinstance(config, RunConfig):  # a toy model family (grokinterp.models)
-        from grokinterp.models.run import load_toy_run
-
         return load_toy_run(path)
     return Run(path, config, read_split(path, config))
+
+
+# ---------------------------------------------------------------------------- toy runs
+
+
+class ToyRun(Run):
+    """A toy run directory, read-only.  ``dataset`` is its :class:`ToyData`; ``model_at``
+    gives the parameters as a dict of float64 tensors."""
+
+    def __init__(self, path: Path, config: ToyConfig):
+        super().__init__(path, config, train_idx=torch.arange(config.n_train))
+
+    @cached_property
+    def dataset(self) -> ToyData:  # type: ignore[override]
+        return make_toy_data(self.config)
+
+    @property
+    def family(self) -> ModelFamily:
+        return get_family(self.config.family)
+
+    @property
+    def end_epoch(self) -> int:
+        return self.config.epochs
+
+    @property
+    def data_description(self) -> dict:
+        return read_json(self.path / files.DATA)
+
+    def model_at(self, epoch: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The parameters at ``epoch``: {name: float64 tensor} (see the family's module)."""
+        state = self.state_dict_at(epoch)
+        shapes = self.family.parameters(self.config)
+        if {k: tuple(v.shape) for k, v in state.items()} != shapes:
+            raise RunFileError(
+                f"{files.checkpoint_path(self.path, epoch)}: does not fit this run's "
+                f"{self.config.family} model (expected {shapes})"
+            )
+        return {k: v.to(device) for k, v in state.items()}
+
+    def outputs_at(self, epoch: int, x: torch.Tensor) -> torch.Tensor:
+        return self.family.forward(self.model_at(epoch), x)
+
+    def cache_at(self, *args, **kwargs):
+        raise OptionError(
+            f"{self.path}: a {self.config.family} run has no TransformerLens activation "
+            f"cache ({self.family.skip_text}); use model_at or outputs_at"
+        )
+
+
+def read_toy_config(run_dir: Path) -> ToyConfig:
+    path = Path(run_dir) / files.CONFIG
+    try:
+        return ToyConfig.from_dict(read_json(path))
+    except (ConfigError, TypeError) as err:
+        raise RunFileError(f"{path}: not a valid grokinterp toy config: {err}") from None
+
+
+def load_toy_run(path: str | Path) -> ToyRun:
+    path = Path(path)
+    if not (path / files.DATA).is_file():
+        raise RunFileError(f"{path}: a toy run needs its {files.DATA}; the folder is incomplete")
+    return ToyRun(path, read_toy_config(path))
 
 
 # ---------------------------------------------------------------------------- writing

@@ -1,4 +1,4 @@
-"""Checkpoint schedules.
+"""Checkpoint schedules, where a run ends, and the seeded random stream of each epoch.
 
 A schedule is a short string, stored in the run config:
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from grokinterp.errors import ConfigError
 from grokinterp.phases import ACC_THRESHOLD
@@ -120,3 +121,13 @@ def end_epoch(
     if delays > 0:
         after = max(after, math.ceil(delays * max(t_grok - (t_mem or 0), 0)))
     return min(t_grok + after, epochs)
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A CPU generator seeded from (seed, epoch, stream) through numpy's SeedSequence.
+
+    Minibatch orders use (data_seed, epoch), dropout masks (init_seed, epoch): both are
+    functions of the epoch alone, so resuming at any epoch draws the same numbers.
+    """
+    (state,) = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state))

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from grokinterp import files
@@ -34,7 +33,13 @@ from grokinterp.run import (
     save_checkpoint,
     write_run_files,
 )
-from grokinterp.schedule import checkpoint_epochs, end_epoch, first_grok_epoch, first_mem_epoch
+from grokinterp.schedule import (
+    checkpoint_epochs,
+    end_epoch,
+    epoch_generator,
+    first_grok_epoch,
+    first_mem_epoch,
+)
 from grokinterp.storage import (
     RunFileError,
     atomic_write_text,
@@ -76,16 +81,6 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 # Stream tags of the per-epoch generators, so a shared seed gives unrelated draws.
 _BATCH_ORDER, _DROPOUT = 1, 2
-
-
-def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    """A CPU generator seeded from (seed, epoch, stream) through numpy's SeedSequence.
-
-    Minibatch orders use (data_seed, epoch), dropout masks (init_seed, epoch): both are
-    functions of the epoch alone, so resuming at any epoch draws the same numbers.
-    """
-    (state,) = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)
-    return torch.Generator().manual_seed(int(state))
 
 
 def batch_order(cfg: RunConfig, epoch: int) -> list[torch.Tensor] | None:

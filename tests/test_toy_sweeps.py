@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from grokinterp import files
-from grokinterp.figures import write_figures
-from grokinterp.laws import write_laws
+from grokinterp.figures import write_figures, write_laws
 from grokinterp.models.config import ToyConfig
 from grokinterp.sweep import load_sweep, run_sweep, write_runs_table
 from grokinterp.sweep.backends import InlineBackend
@@ -90,7 +89,7 @@ def test_compare_draws_transformer_and_toy_sweeps_on_one_axis(ridge_sweep):
     from pathlib import Path
 
     from grokinterp.decay_law import delay_points
-    from grokinterp.laws import write_comparison
+    from grokinterp.figures import write_comparison
 
     transformer = Path(__file__).resolve().parent.parent / "docs/results/wd-lr-p59/runs.csv"
     written = write_comparison(ridge_sweep, [transformer], formats=["html"])

@@ -151,7 +151,7 @@ def test_decoupled_sgd_matches_two_hand_steps():
     for fast in (True, False):
         trainer = ToyTrainer(cfg, data, fast=fast)
         trainer.params["w"] = torch.tensor([0.3, -0.1, 0.2], dtype=torch.float64)
-        from grokinterp.training import epoch_generator
+        from grokinterp.schedule import epoch_generator
 
         order = torch.randperm(2, generator=epoch_generator(cfg.init_seed, 0, 1)).tolist()
         w = [0.3, -0.1, 0.2]

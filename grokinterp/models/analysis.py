@@ -37,9 +37,9 @@ from grokinterp import files
 from grokinterp.analysis.registry import ANALYSES, SCALAR
 from grokinterp.decay_law import bound_inputs, ridge_bound
 from grokinterp.models import TOY_MEASURES
-from grokinterp.models.run import ToyRun
 from grokinterp.models.train import accuracy, data_loss
 from grokinterp.phases import Boundary, grokking_ratio, t_grok, t_mem
+from grokinterp.run import ToyRun
 from grokinterp.storage import atomic_write_text, write_json
 
 __all__ = ["analyze_toy", "block_norms", "toy_table"]

@@ -45,7 +45,7 @@ from grokinterp.toydata import ToyData, make_toy_data
 __all__ = ["ToyTrainer", "data_loss", "loss_and_derivative", "train_toy"]
 
 log = logging.getLogger(__name__)
-_ORDER_STREAM = 1  # the stream tag of grokinterp.training.epoch_generator for batch orders
+_ORDER_STREAM = 1  # the stream tag of grokinterp.schedule.epoch_generator for batch orders
 
 
 def loss_and_derivative(z: torch.Tensor, y: torch.Tensor, loss: str):
@@ -113,7 +113,7 @@ class ToyTrainer:
             self.params[name] = p - cfg.lr * (grads[name] + 2 * cfg.weight_decay * p)
 
     def sgd_epoch(self, epoch: int) -> None:
-        from grokinterp.training import epoch_generator
+        from grokinterp.schedule import epoch_generator
 
         cfg, d = self.cfg, self.data
         generator = epoch_generator(cfg.init_seed, epoch, _ORDER_STREAM)
@@ -200,7 +200,7 @@ def train_toy(
     on_epoch: Callable[[dict], None] | None = None,
 ):
     """Train a toy run into ``out_dir`` (or continue it with ``resume=True``); return it."""
-    from grokinterp.models.run import load_toy_run, read_toy_config
+    from grokinterp.run import load_toy_run, read_toy_config
 
     out = Path(out_dir)
     if resume:
@@ -239,7 +239,7 @@ def one_thread() -> Iterator[None]:
 
 
 def _train(cfg: ToyConfig, out: Path, data: ToyData, resume: bool, on_epoch):
-    from grokinterp.models.run import load_toy_run
+    from grokinterp.run import load_toy_run
 
     trainer = ToyTrainer(cfg, data)
     start = _resume(out, trainer) if resume else 0
