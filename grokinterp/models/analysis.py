@@ -154,6 +154,10 @@ def analyze_toy(run: ToyRun, acc_threshold: float = 0.99) -> tuple[pd.DataFrame,
         "run_complete": run.is_complete,
         "key_frequencies": [],
         "phases": phases,
+        "cleanup_seen": False,  # no circuit, so no cleanup to see (docs/runs-csv.md)
+        "not_seen": dict.fromkeys(
+            ("memorisation_end", "circuit_formation_end", "cleanup_end"), NO_CIRCUIT
+        ),  # fmt: skip
         **extra,
         "t_generalise": grok.epoch,
         "bound": _bound(run, grok.epoch),
