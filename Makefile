@@ -57,10 +57,12 @@ test-fast: setup
 
 # Executed copies (with outputs) and static HTML of the notebooks, written next to
 # $(RUN)/figures/report.html; the committed notebooks keep no outputs.  Analyse the run
-# first (make analyze).
+# first (make analyze).  The plotly renderer also writes each figure as HTML (plotly.js
+# once per notebook), so the static pages show the figures.
 notebooks: setup
 	mkdir -p $(EXECUTED)
-	GROKINTERP_RUN=$(abspath $(RUN)) PYTHONPATH=$(CURDIR) $(BIN)/jupyter nbconvert \
+	GROKINTERP_RUN=$(abspath $(RUN)) PYTHONPATH=$(CURDIR) \
+	PLOTLY_RENDERER=plotly_mimetype+notebook $(BIN)/jupyter nbconvert \
 	  --to notebook --execute --ExecutePreprocessor.timeout=3600 \
 	  --output-dir $(EXECUTED) $(NOTEBOOKS)
 	$(BIN)/jupyter nbconvert --to html --output-dir $(EXECUTED) \

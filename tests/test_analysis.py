@@ -298,3 +298,22 @@ def test_fingerprint_follows_the_functions_a_measure_calls(monkeypatch):
     assert ANALYSES["gini_embed"].fingerprint == before["gini_embed"]
     again = dataclasses.replace(ANALYSES["gini_embed"], version=1)  # the explicit bump
     assert again.fingerprint != before["gini_embed"]
+
+
+def test_analysis_settings_round_trip_through_summary_json(run_dir):
+    from grokinterp.analysis import AnalysisSettings
+    from grokinterp.errors import OptionError
+
+    settings = AnalysisSettings(
+        measures=("train_loss", "restricted_loss"), threshold=THRESHOLD, key_freqs=(3, 1, 3)
+    )
+    assert settings.key_freqs == (1, 3)  # sorted, once each
+    assert AnalysisSettings.from_dict(settings.to_dict()) == settings
+    analyze(run_dir, settings=settings)
+    stored = read_json(run_dir / "summary.json")["settings"]
+    assert AnalysisSettings.from_dict(stored) == settings
+    assert AnalysisSettings.from_dict({}) == AnalysisSettings()  # the defaults
+    with pytest.raises(OptionError, match="threshold must lie in"):
+        AnalysisSettings(threshold=1.5)
+    with pytest.raises(OptionError, match="sharpness_every must be"):
+        AnalysisSettings(sharpness_every=0)

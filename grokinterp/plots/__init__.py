@@ -1,14 +1,17 @@
-"""Figures of a run: each function takes data and returns a ``plotly.graph_objects.Figure``.
+"""Every figure: each function takes data and returns a ``plotly.graph_objects.Figure``.
 
 Curves come from the tidy analysis table (columns ``epoch, measure, key, value``; see
 :mod:`grokinterp.analysis`), phase boundaries and key frequencies from the run summary,
 and single-checkpoint pictures from arrays the caller measured.  Nothing here recomputes a
 measure or writes a file: :mod:`grokinterp.figures` saves them.
 
-Where things live: :mod:`~grokinterp.plots.style` (the palette, font, phase shading),
-:mod:`~grokinterp.plots.curves` (curves over training) and
-:mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint) and
-:mod:`~grokinterp.plots.sliders` (one-checkpoint pictures with an epoch slider).
+Where things live: :mod:`~grokinterp.plots.style` (the one palette, font, phase shading),
+:mod:`~grokinterp.plots.curves` (curves over training),
+:mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint),
+:mod:`~grokinterp.plots.sliders` (one-checkpoint pictures with an epoch slider, from the
+frames ``analyze`` stored), :mod:`~grokinterp.plots.sweep` (across the runs of a sweep),
+:mod:`~grokinterp.plots.laws` (the grokking-delay laws) and
+:mod:`~grokinterp.plots.forecast` (the forecast's evaluation).
 """
 
 from grokinterp.plots.checkpoint import (
