@@ -10,8 +10,10 @@ Where things live: :mod:`~grokinterp.plots.style` (the one palette, font, phase 
 :mod:`~grokinterp.plots.checkpoint` (pictures of one checkpoint),
 :mod:`~grokinterp.plots.sliders` (one-checkpoint pictures with an epoch slider, from the
 frames ``analyze`` stored), :mod:`~grokinterp.plots.sweep` (across the runs of a sweep),
-:mod:`~grokinterp.plots.laws` (the grokking-delay laws) and
-:mod:`~grokinterp.plots.forecast` (the forecast's evaluation).
+:mod:`~grokinterp.plots.laws` (the grokking-delay laws),
+:mod:`~grokinterp.plots.forecast` (the forecast's evaluation) and
+:mod:`~grokinterp.plots.toys` (the toy model families: curves, block norms, the 1/lambda
+law, measured against the ridge bound).
 """
 
 from grokinterp.plots.checkpoint import (
