@@ -56,7 +56,7 @@ PALETTE: dict = {
     "other frequency": "#BBBBBB",
     # runs of a sweep: censored runs (never grokked) in grey; a colour per series
     "censored": "#888888",
-    "series": ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E"),
+    "series": ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#8C564B", "#17BECF"),
     "heatmap": "Viridis",
     "diverging": "RdBu",
 }

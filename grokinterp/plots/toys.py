@@ -32,7 +32,7 @@ __all__ = [
     "toy_curves",
 ]
 
-SERIES_COLORS = ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#8C564B", "#17BECF")
+SERIES_COLORS = PALETTE["series"]
 
 
 def toy_curves(
