@@ -133,7 +133,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         row.update({f: config.get(f) for f in config_fields})
         row["grokked"] = False
         row["cleanup_seen"] = False
-        row["not_seen"] = ""
+        row["not_seen"] = f"cleanup_end: the run is {entry['status']}"
         row["problem"] = ""
         if entry["status"] in FINISHED:
             try:
