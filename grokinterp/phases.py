@@ -23,10 +23,11 @@ the rule in words, and the inputs that produced it, so a reader can check it.
 the run itself, never by where it stopped: ``settle`` = max(``settle_delays`` (0.5) x
 (T_grok - T_mem), ``settle_min`` (500)) epochs.  The sharp fall is measured from
 memorisation_end to T_grok + settle; cleanup_end at t compares t with t + settle.  A run
-that stops before the horizon a boundary needs (plus the half window of the running
-median) reports that boundary as not seen: ``epoch`` None and the reason in
-``inputs['not_seen']``.  So a run that stops later, or earlier but past the horizon, gives
-the same boundaries; only values read at the last checkpoint (``final``) move.
+that stops before the horizon a boundary needs (plus the running median's half window,
+which must not reach the last checkpoint) reports that boundary as not seen: ``epoch``
+None and the reason in ``inputs['not_seen']``.  So a run that stops later, or earlier but
+past the horizon, gives the same boundaries; only values read at the last checkpoint
+(``final``) move.
 
 Smoothing: a centred running median over ``window`` (5) checkpoints, on log10 of the
 losses, so one noisy checkpoint moves no boundary; the accuracy crossings use raw values.
@@ -117,10 +118,11 @@ def settle_epochs(
 
 
 def _settled_until(epochs: np.ndarray, window: int) -> int | None:
-    """The last epoch whose running median has its full window (the same in any longer run
-    of the same schedule), or None when the curve is shorter than one window."""
+    """The last epoch whose running median has its full window without the last checkpoint
+    (which a run stopped after T_grok adds off its schedule), so its smoothed value is the
+    same in any longer run of the same schedule; None when the curve is too short."""
     half = max(window, 1) // 2
-    return int(epochs[len(epochs) - 1 - half]) if len(epochs) > half else None
+    return int(epochs[len(epochs) - 2 - half]) if len(epochs) > half + 1 else None
 
 
 def running_median(values: np.ndarray, window: int = 5) -> np.ndarray:

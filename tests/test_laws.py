@@ -494,10 +494,10 @@ def test_blank_unseen_applies_the_rule_to_an_old_runs_csv():
         # stopped 1,000 after T_grok: settle = max(0.5 * 3900, 500) = 1950 > 1000
         {**base, "name": "cut", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
          "cleanup_end": 4900.0, "end_epoch": 5000.0, "wnorm_cleanup_end": 9.0},
-        # ran to 12,000: cleanup_end + settle = 6,850 <= 11,500 (2 checkpoints before)
+        # ran to 12,000: cleanup_end + settle = 6,850 <= 11,250 (3 checkpoints before)
         {**base, "name": "long", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
          "cleanup_end": 4900.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
-        # T_grok + settle = 6,450 seen, cleanup_end + settle = 11,950 > 11,500: not seen
+        # T_grok + settle = 6,450 seen, cleanup_end + settle = 11,950 > 11,250: not seen
         {**base, "name": "late", "T_grok": 4000.0, "circuit_formation_end": 4100.0,
          "cleanup_end": 10000.0, "end_epoch": 12000.0, "wnorm_cleanup_end": 9.0},
         {**base, "name": "censored", "T_grok": math.nan, "circuit_formation_end": math.nan,

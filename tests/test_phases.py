@@ -207,7 +207,7 @@ def test_a_boundary_is_the_full_runs_or_not_seen_wherever_the_run_stops(plateau)
     settle = full["cleanup_end"].inputs["settle_epochs"]
     assert settle == int(np.ceil(0.5 * (t_grok - full["T_mem"].epoch)))
     assert full["cleanup_end"].epoch + settle <= seen_from["cleanup_end"]
-    assert seen_from["cleanup_end"] <= full["cleanup_end"].epoch + settle + 250 + 100
+    assert seen_from["cleanup_end"] <= full["cleanup_end"].epoch + settle + 250 + 150
 
 
 def test_a_run_stopped_1000_epochs_after_t_grok_reports_no_cleanup_end():
@@ -237,12 +237,32 @@ def test_cleanup_end_compares_each_checkpoint_with_one_settle_later():
     b = cleanup_end((e, gini), (e, flat), after=1000, settle=1000)
     # done at t when gini(t) >= 0.95 gini(t + 1000): t = 2900 (0.95 of 1.0 at 3900)
     assert b.epoch == 2900 and b.inputs["reference_epoch"] == 3900
-    # a run stopped at 3950 has no settled reference past 2900 + 1000 with a full window
-    stopped = cleanup_end((e[e <= 3950], gini[e <= 3950]), (e[e <= 3950], flat[e <= 3950]),
+    # the reference 3900 is judged once its smoothing window (to 4000) stops short of the
+    # last checkpoint: a run stopped at 4000 has not seen it, one stopped at 4050 has
+    stopped = cleanup_end((e[e <= 4000], gini[e <= 4000]), (e[e <= 4000], flat[e <= 4000]),
                           after=1000, settle=1000)  # fmt: skip
     assert stopped.epoch is None and "not seen" in stopped.rule
-    assert cleanup_end((e[e <= 4000], gini[e <= 4000]), (e[e <= 4000], flat[e <= 4000]),
+    assert cleanup_end((e[e <= 4050], gini[e <= 4050]), (e[e <= 4050], flat[e <= 4050]),
                        after=1000, settle=1000).epoch == 2900  # fmt: skip
+
+
+def test_no_judged_value_reaches_the_checkpoint_a_stopped_run_adds():
+    from grokinterp.phases import _settled_until
+
+    # A stopped run adds a checkpoint at its last epoch, off its schedule (here 1010).
+    # The rules judge only checkpoints whose running-median window stops short of it, so
+    # their smoothed values are those of a longer run on the same schedule.
+    rng = np.random.default_rng(0)
+    e = np.arange(0, 2001, 50)
+    v = rng.random(len(e))
+    stopped_e = np.append(e[e <= 1000], 1010)
+    stopped_v = np.append(v[e <= 1000], 99.0)
+    last = _settled_until(stopped_e, 5)
+    assert last == 900  # 950's window (850 to 1010) holds the added checkpoint
+    i = int(np.nonzero(e == last)[0][0])
+    longer, stopped = running_median(v, 5), running_median(stopped_v, 5)
+    np.testing.assert_array_equal(stopped[: i + 1], longer[: i + 1])
+    assert stopped[i + 1] != longer[i + 1]  # the next one would differ
 
 
 def test_the_summary_text_and_report_say_not_seen():

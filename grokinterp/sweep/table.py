@@ -151,7 +151,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         row.update({f: config.get(f) for f in config_fields})
         row["grokked"] = False
         row["cleanup_seen"] = False
-        row["not_seen"] = ""
+        row["not_seen"] = f"cleanup_end: the run is {entry['status']}"
         row["problem"] = ""
         if entry["status"] in FINISHED:
             try:
@@ -201,7 +201,7 @@ def blank_unseen(frame: pd.DataFrame) -> pd.DataFrame:
 
     The rule, from the table alone (docs/runs-csv.md): each run's checkpoints are its
     schedule (``checkpoints``, ``epochs``) up to ``end_epoch``, plus ``end_epoch``; the
-    last epoch with a full smoothing window is the one 2 checkpoints before the end; the
+    last epoch with a full smoothing window short of the end is 3 checkpoints before it; the
     horizon is settle = max(0.5 (T_grok - T_mem), 500) (:func:`grokinterp.phases.settle_epochs`).
     circuit_formation_end is seen if T_grok + settle is at or before that epoch, and
     cleanup_end if, in addition, cleanup_end + settle is.  What is not seen is blanked:
@@ -227,7 +227,7 @@ def blank_unseen(frame: pd.DataFrame) -> pd.DataFrame:
             settle = settle_epochs(t_mem, int(t_grok))
             ckpts = checkpoint_epochs(str(row["checkpoints"]), int(row["epochs"]))
             ckpts = sorted({e for e in ckpts if e <= end} | {int(end)})
-            settled = ckpts[-3] if len(ckpts) >= 3 else -1
+            settled = ckpts[-4] if len(ckpts) >= 4 else -1
             end_note = (
                 f"the run ended at {int(end)} (last epoch with a full smoothing window {settled})"
             )
