@@ -3,7 +3,8 @@
 #   make test   set up from nothing, then run the test suite
 # and, for the edit-test loop and the write-up:
 #   make test-fast   the suite without the slow tests (Ray, kill-and-resume, notebooks, watch)
-#   make notebooks   the four notebooks executed against $(RUN), beside its report.html
+#   make notebooks   the notebooks executed (01-04 against $(RUN); 05 trains its own toy runs),
+#                    written beside $(RUN)'s report.html
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
