@@ -51,8 +51,37 @@ def name_value(value: Any) -> str:
     return str(value)
 
 
+class ConfigSerialisation:
+    """``to_dict`` / ``from_dict`` / JSON / ``replace`` for a frozen config dataclass
+    (RunConfig, and the toy families' ToyConfig): an unknown field is a ConfigError that
+    lists the allowed ones."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} field(s) {unknown}; allowed fields: {sorted(known)}"
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ConfigSerialisation):
     # task: (a op b) mod p on token triples [a, b, '=']
     p: int = 113
     operation: str = "add"
@@ -262,27 +291,3 @@ class RunConfig:
             else:
                 parts.append(f"{_NAME_ALIASES.get(f.name, f.name)}{name_value(value)}")
         return UNSAFE_NAME_CHARS.sub("_", "-".join(parts))
-
-    # serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown RunConfig field(s) {unknown}; allowed fields: {sorted(known)}"
-            )
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)

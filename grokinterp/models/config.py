@@ -19,12 +19,10 @@ wd = lambda): w <- w - lr (grad + 2 wd w).  Decay applies to the trained blocks 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from grokinterp.config import UNSAFE_NAME_CHARS, name_value
+from grokinterp.config import UNSAFE_NAME_CHARS, ConfigSerialisation, name_value
 from grokinterp.errors import ConfigError
 from grokinterp.models import FAMILIES
 from grokinterp.schedule import checkpoint_epochs
@@ -42,7 +40,7 @@ _ALIASES = {"weight_decay": "wd", "init_scale": "nu", "n_train": "n", "init_seed
 
 
 @dataclass(frozen=True)
-class ToyConfig:
+class ToyConfig(ConfigSerialisation):
     family: str = "linear"  # a toy family of grokinterp.models: linear, random-features, two-layer
     dataset: str = "ridge"  # "ridge" or "competing-features"
     # data (grokinterp.toydata)
@@ -181,26 +179,6 @@ class ToyConfig:
                 continue
             parts.append(f"{_ALIASES.get(f.name, f.name)}{name_value(value)}")
         return UNSAFE_NAME_CHARS.sub("_", "-".join(parts))
-
-    # serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown ToyConfig field(s) {unknown}; allowed fields: {sorted(known)}"
-            )
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    def replace(self, **changes: Any) -> ToyConfig:
-        return dataclasses.replace(self, **changes)
 
 
 def is_toy(data: dict[str, Any] | Any) -> bool:
