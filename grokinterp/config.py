@@ -54,7 +54,20 @@ def name_value(value: Any) -> str:
 class ConfigSerialisation:
     """``to_dict`` / ``from_dict`` / JSON / ``replace`` for a frozen config dataclass
     (RunConfig, and the toy families' ToyConfig): an unknown field is a ConfigError that
-    lists the allowed ones."""
+    lists the allowed ones.  :meth:`check_field_types` is the type check both run first in
+    ``__post_init__``."""
+
+    def check_field_types(self) -> None:
+        """ConfigError for a field whose value is not of its annotated type (int, float,
+        str or bool; an int is a float, a bool is not an int)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+                raise ConfigError(
+                    f"{type(self).__name__}.{f.name} must be of type {f.type}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,14 +141,7 @@ class RunConfig(ConfigSerialisation):
     name: str = ""  # run name; empty means derived from the task and seeds
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
-                raise ConfigError(
-                    f"RunConfig.{f.name} must be of type {f.type}, got {value!r} "
-                    f"({type(value).__name__})"
-                )
+        self.check_field_types()
         if self.p < 3:
             raise ConfigError(f"RunConfig.p must be >= 3, got {self.p}")
         if self.p % 2 == 0:

@@ -70,14 +70,7 @@ class ToyConfig(ConfigSerialisation):
     name: str = ""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
-                raise ConfigError(
-                    f"ToyConfig.{f.name} must be of type {f.type}, got {value!r} "
-                    f"({type(value).__name__})"
-                )
+        self.check_field_types()
         for name, allowed in (
             ("family", TOY_FAMILIES),
             ("dataset", DATASETS),
