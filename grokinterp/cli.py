@@ -502,7 +502,13 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     try:
         from grokinterp.watch import watch
 
-        watch(run_dir, interval=args.interval, once=args.once, on_update=show)
+        watch(
+            run_dir,
+            interval=args.interval,
+            once=args.once,
+            on_update=show,
+            forecast=not args.no_forecast,
+        )
     except KeyboardInterrupt:
         print(f"stopped watching {run_dir}", file=sys.stderr, flush=True)
     return 0
@@ -579,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="analyse a training run's new checkpoints as they land; self-refreshing report",
         description="Run beside 'grokinterp train': analyse new checkpoints as they land and "
         "rewrite RUN/figures/report.html (HTML only), which reloads itself in the browser "
-        "until training ends. Waits for a run that has not started; exits after the final "
+        "until training ends, with the current forecast of T_grok and its interval (or "
+        "'not yet' and why). Waits for a run that has not started; exits after the final "
         "report. Ctrl-C stops it (exit code 0); the files on disk stay complete.",
     )
     p_watch.add_argument("run", help="the run directory (it may not exist yet)")
@@ -588,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_watch.add_argument(
         "--once", action="store_true", help="analyse what is there, write the report, exit"
+    )
+    p_watch.add_argument(
+        "--no-forecast", action="store_true", help="leave the live T_grok forecast out"
     )
     p_watch.set_defaults(func=_cmd_watch)
 

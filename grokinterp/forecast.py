@@ -45,10 +45,12 @@ __all__ = [
     "Calibration",
     "Forecast",
     "NotMemorisedError",
+    "NotYetError",
     "calibrate_forecast",
     "calibration_from_curves",
     "evaluate_forecast",
     "forecast_from_curves",
+    "forecast_or_not_yet",
     "forecast_t_grok",
 ]
 
@@ -124,31 +126,40 @@ CALIBRATION = Calibration(
 )
 
 
-class NotMemorisedError(OptionError):
+class NotYetError(OptionError):
+    """The data up to ``upto`` cannot support a forecast yet (the message says why); a later
+    ``upto`` may."""
+
+
+class NotMemorisedError(NotYetError):
     """The run has not memorised (no T_mem) by ``upto``: there is no plateau to read."""
 
 
 @dataclass(frozen=True)
 class Forecast:
-    """A forecast of T_grok (or the observed one, ``status == "already grokked"``)."""
+    """A forecast of T_grok (or the observed one, ``status == "already grokked"``, or
+    ``status == "not yet"`` with the ``reason`` the data cannot support one)."""
 
-    status: str  # "forecast" or "already grokked"
-    t_grok: float  # the forecast (or the observed T_grok)
-    low: float | None  # the interval (None when already grokked)
+    status: str  # "forecast", "already grokked" or "not yet"
+    t_grok: float | None  # the forecast (or the observed T_grok; None when not yet)
+    low: float | None  # the interval (None when already grokked or not yet)
     high: float | None
     upto: int
-    t_mem: int
+    t_mem: int | None
     plateau_start: int | None = None
     key_freqs: list[int] = field(default_factory=list)
     n_points: int = 0
     restricted: dict = field(default_factory=dict)
     norm: dict = field(default_factory=dict)
     level: float = LEVEL
+    reason: str = ""  # why not yet
 
     def to_dict(self) -> dict:
         return _jsonable(asdict(self))
 
     def __str__(self) -> str:
+        if self.status == "not yet":
+            return f"no forecast yet at epoch {self.upto}: {self.reason}"
         if self.status == "already grokked":
             return f"already grokked: T_grok = {self.t_grok:.0f} (T_mem = {self.t_mem})"
         return (
@@ -238,7 +249,7 @@ def forecast_from_curves(
     keep = np.isfinite(rl) & np.isfinite(wn) & (wn > 0)
     t, rl, wn = t[keep], rl[keep], wn[keep]
     if len(t) < MIN_POINTS:
-        raise OptionError(
+        raise NotYetError(
             f"a forecast needs at least {MIN_POINTS} plateau checkpoints after the end of "
             f"memorisation, found {len(t)}; forecast later (a larger --upto)"
         )
@@ -249,7 +260,7 @@ def forecast_from_curves(
     c0 = float(np.median(calibration.critical_norm))
     t_r, t_n = _combine(t_zero, slope_n, fit_n["intercept"], peak_log, t_mem, r0, c0)
     if not (math.isfinite(t_r) and math.isfinite(t_n)):
-        raise OptionError(
+        raise NotYetError(
             "no forecast: the restricted loss or the weight norm is not falling over the "
             f"plateau (restricted-loss slope {fit_r['slope']:.3g}/epoch, weight-norm rate "
             f"{-slope_n:.3g}/epoch); the run may not be on its way to grokking"
@@ -402,6 +413,36 @@ def forecast_t_grok(
             t_mem=data["t_mem"],
         )
     return _forecast_plateau(data, calibration, n_boot, seed)
+
+
+def forecast_or_not_yet(
+    run: Run | str | Path,
+    upto: int | None = None,
+    calibration: Calibration = CALIBRATION,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> Forecast:
+    """:func:`forecast_t_grok`, with "not yet" as an answer instead of an error.
+
+    When the data up to ``upto`` cannot support a forecast (the run has not memorised, the
+    plateau has fewer than :data:`MIN_POINTS` checkpoints, or its curves are not falling)
+    this returns a :class:`Forecast` with ``status == "not yet"`` and the ``reason``; bad
+    input (a negative ``upto``, a run without checkpoints) still raises.  What
+    ``grokinterp watch`` shows while a run trains.
+    """
+    run = run if isinstance(run, Run) else load_run(run)
+    try:
+        return forecast_t_grok(run, upto, calibration, n_boot, seed)
+    except NotYetError as err:
+        seen = max(e for e in run.epochs if upto is None or e <= upto)
+        m = _metrics_upto(run, seen)
+        mem = None
+        if not isinstance(err, NotMemorisedError):
+            mem = t_mem(*_finite(m["epoch"], m["train_acc"]), threshold=ACC).epoch
+        return Forecast(
+            status="not yet", t_grok=None, low=None, high=None, upto=seen, t_mem=mem,
+            reason=str(err),
+        )  # fmt: skip
 
 
 def _forecast_plateau(

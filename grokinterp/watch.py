@@ -20,6 +20,14 @@ at every checkpoint analysed so far, so such an iteration costs about as much as
 analysis of those measures; the other measures are computed for the new checkpoints only.
 :class:`WatchEvent` says when that happened (``key_freqs_changed``).
 
+Forecast.  While the run trains, each report also carries the current forecast of T_grok
+and its interval (:func:`grokinterp.forecast.forecast_or_not_yet`, docs/forecast.md), or
+"not yet" with the reason (not memorised, a plateau still too short, curves not falling),
+or the observed T_grok once test accuracy has reached it; :class:`WatchEvent` carries it
+too (``forecast``).  It costs seconds at p = 113 (the restricted loss at up to 40 plateau
+checkpoints), so it is recomputed at most every :data:`FORECAST_EVERY_S` seconds; the
+block says up to which epoch its data go.  ``forecast=False`` leaves it out.
+
 Interrupting (Ctrl-C, ``KeyboardInterrupt``) is safe at any moment: every file is written
 to a temporary name and renamed, so each file on disk is complete, the previous version
 or the new one, and the watcher removes any temporary file of its own before the
@@ -38,6 +46,8 @@ from pathlib import Path
 
 from grokinterp import files
 from grokinterp.config import OptionError
+from grokinterp.forecast import forecast_or_not_yet
+from grokinterp.models.config import is_toy
 from grokinterp.run import Run, load_run
 from grokinterp.storage import RunFileError, read_json, read_metrics
 
@@ -46,6 +56,8 @@ __all__ = ["MIN_REFRESH_S", "WatchEvent", "watch"]
 log = logging.getLogger(__name__)
 
 MIN_REFRESH_S = 5  # a report reloads at most this often: each reload redraws every figure
+FORECAST_BOOT = 200  # bootstrap draws of the live forecast's interval (the CLI uses 500)
+FORECAST_EVERY_S = 60  # the live forecast is recomputed at most this often (seconds at p = 113)
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,9 @@ class WatchEvent:
     message: one line for a person.  epochs: the analysed checkpoints.  new: how many of
     them this iteration added.  refresh: the report's reload period in seconds (None in the
     final report).  seconds: wall time of the analysis and report; analysis_seconds: of the
-    analysis alone.
+    analysis alone.  forecast: the live forecast of T_grok
+    (:class:`grokinterp.forecast.Forecast`, possibly "not yet"), None in the final report
+    or with ``forecast=False``.
     """
 
     kind: str
@@ -70,6 +84,7 @@ class WatchEvent:
     refresh: int | None = None
     seconds: float = 0.0
     analysis_seconds: float = 0.0
+    forecast: object = None  # a grokinterp.forecast.Forecast
 
 
 def _key_freqs_stored(run_dir: Path) -> tuple[int, ...] | None:
@@ -125,10 +140,12 @@ def _update(
     formats: tuple[str, ...],
     analysed: tuple[int, ...],
     analyze_opts: dict,
+    found=None,
 ) -> WatchEvent:
     """Analyse the run (incrementally) and rewrite its figures and report."""
     from grokinterp.analysis import analyze
     from grokinterp.figures import write_figures
+    from grokinterp.figures.forecast import forecast_section
 
     run_dir = run.path
     start = time.perf_counter()
@@ -137,8 +154,11 @@ def _update(
     table = analyze(run, **{**analyze_opts, "frames": done})
     analysis_seconds = time.perf_counter() - start
     summary = read_json(run_dir / files.SUMMARY)
+    sections = [forecast_section(found)] if found is not None else []
     # the slider figures cost seconds at p = 113: drawn once, in the final report
-    written = write_figures(run_dir, formats=formats, refresh=refresh, sliders=done)
+    written = write_figures(
+        run_dir, formats=formats, refresh=refresh, sliders=done, sections=sections
+    )
     seconds = time.perf_counter() - start
 
     epochs = tuple(sorted(int(e) for e in table["epoch"].unique()))
@@ -155,6 +175,8 @@ def _update(
     message = f"{head} in {seconds:.1f} s; key frequencies {list(keys) or 'none yet'}"
     if changed:
         message += f" (were {list(before)}: their measures recomputed at every checkpoint)"
+    if found is not None:
+        message += f"; {found}"
     return WatchEvent(
         kind="done" if done else "analysed",
         message=message,
@@ -166,6 +188,7 @@ def _update(
         refresh=refresh,
         seconds=seconds,
         analysis_seconds=analysis_seconds,
+        forecast=found,
     )
 
 
@@ -179,6 +202,7 @@ def watch(
     stop_when_done: bool = True,
     timeout: float | None = None,
     analyze_opts: dict | None = None,
+    forecast: bool = True,
 ) -> WatchEvent:
     """Analyse a run's new checkpoints as they land and keep its report up to date.
 
@@ -194,8 +218,9 @@ def watch(
     reason changes).  timeout: raise :class:`TimeoutError` at the first poll that finds
     nothing new after this many seconds.
     analyze_opts: keyword arguments for :func:`grokinterp.analysis.analyze`.  formats:
-    figure formats (default HTML only).  Ctrl-C raises ``KeyboardInterrupt`` with every
-    file complete (see the module docstring).
+    figure formats (default HTML only).  forecast: put the live forecast of T_grok in each
+    report while the run trains.  Ctrl-C raises ``KeyboardInterrupt`` with every file
+    complete (see the module docstring).
     """
     run_dir = Path(run_dir)
     formats = tuple(formats)
@@ -212,6 +237,7 @@ def watch(
     last_state = None
     last_wait = None
     last_event: WatchEvent | None = None
+    live, live_at = None, -math.inf  # the live forecast and when it was computed
     try:
         while True:
             worked = False
@@ -230,7 +256,16 @@ def watch(
                 done = training_finished(run)
                 if (tuple(run.epochs), done) != last_state:
                     refresh = None if done or once else refresh_s
-                    last_event = _update(run, done, refresh, formats, analysed, opts)
+                    if not forecast or done or is_toy(run.config):  # it reads a transformer
+                        live = None
+                    elif (
+                        time.monotonic() - live_at >= FORECAST_EVERY_S
+                        or live is None
+                        or live.status == "not yet"  # cheap: no plateau to measure yet
+                    ):
+                        live = forecast_or_not_yet(run, n_boot=FORECAST_BOOT)
+                        live_at = time.monotonic()
+                    last_event = _update(run, done, refresh, formats, analysed, opts, live)
                     analysed = last_event.epochs
                     log.info("%s", last_event.message)
                     notify(last_event)

@@ -11,13 +11,17 @@ from grokinterp.bench import write_random_run
 from grokinterp.cli import main
 from grokinterp.errors import OptionError
 from grokinterp.figures import write_evaluation
+from grokinterp.figures.forecast import forecast_section
 from grokinterp.forecast import (
     CALIBRATION,
     Calibration,
+    Forecast,
     NotMemorisedError,
+    NotYetError,
     calibration_from_curves,
     evaluate_forecast,
     forecast_from_curves,
+    forecast_or_not_yet,
     forecast_t_grok,
 )
 from grokinterp.storage import atomic_write_text, format_metric_rows, metrics_header
@@ -112,6 +116,52 @@ def test_refuses_before_memorisation_and_reports_already_grokked(tmp_path):
         forecast_t_grok(run, upto=40)  # memorised, but one plateau checkpoint
     assert main(["forecast", str(run.path), "--upto", "20"]) == 2
     assert main(["forecast", str(run.path)]) == 0
+
+
+def test_not_yet_is_an_answer_with_its_reason(tmp_path):
+    run = _fake_run(
+        tmp_path,
+        [
+            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
+            {"epoch": 20, "test_loss": 3.0, "train_acc": 0.5, "test_acc": 0.1},
+            {"epoch": 40, "test_loss": 4.0, "train_acc": 1.0, "test_acc": 0.2},
+            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
+        ],
+    )
+    early = forecast_or_not_yet(run, upto=39)  # data end at the checkpoint at 20
+    assert (early.status, early.t_grok, early.low, early.upto, early.t_mem) == (
+        "not yet", None, None, 20, None,
+    )  # fmt: skip
+    assert "not memorised by epoch 20" in early.reason
+    assert str(early).startswith("no forecast yet at epoch 20: ") and early.reason in str(early)
+    short = forecast_or_not_yet(run, upto=40)  # memorised at 40, one plateau checkpoint
+    assert short.status == "not yet" and short.t_mem == 40
+    assert "at least 5 plateau checkpoints" in short.reason
+    assert forecast_or_not_yet(run).status == "already grokked"
+    with pytest.raises(OptionError, match="upto must be an epoch >= 0"):
+        forecast_or_not_yet(run, upto=-1)  # bad input is still an error
+    # a flat plateau is "not yet" too, and the errors forecast_t_grok raises say so
+    t, rl, wn, cal = _plateau(3000)
+    with pytest.raises(NotYetError, match="not falling"):
+        forecast_from_curves(t, np.full(len(t), 2.0), wn, T_MEM, PEAK, calibration=cal)
+
+
+def test_the_report_block_says_forecast_interval_or_why_not():
+    base = {"upto": 3000, "t_mem": 150, "low": None, "high": None}
+    found = Forecast(
+        status="forecast", t_grok=8765.4, **{**base, "low": 7000.0, "high": 11234.0},
+        plateau_start=1400, n_points=31, restricted={"estimate": 8000.0},
+        norm={"estimate": 9500.0},
+    )  # fmt: skip
+    block = forecast_section(found)
+    for text in ("data up to epoch 3,000", "<b>8,765</b>", "90% interval 7,000 to 11,234",
+                 "31 plateau checkpoints, epochs 1,400 to 3,000", "8,000", "9,500"):  # fmt: skip
+        assert text in block, (text, block)
+    done = forecast_section(Forecast(status="already grokked", t_grok=8640.0, **base))
+    assert "Already grokked: T_grok = <b>8,640</b>" in done
+    why = "a forecast needs at least 5 plateau checkpoints <after> T_mem"
+    not_yet = forecast_section(Forecast(status="not yet", t_grok=None, reason=why, **base))
+    assert "Not yet." in not_yet and "&lt;after&gt;" in not_yet and "<after>" not in not_yet
 
 
 def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, capsys):

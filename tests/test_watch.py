@@ -82,6 +82,8 @@ def test_watch_keeps_watching_a_stopped_run_then_finishes(stopped_run):
     assert last.kind == "done" and last.epochs[-1] == total and last.refresh is None
     assert last.new == 1  # only the final checkpoint was new to the second watch
     assert "http-equiv" not in events[-1][1] and "Training in progress" not in events[-1][1]
+    assert events[0][0].forecast is not None and "Forecast of T_grok" in events[0][1]
+    assert last.forecast is None and "Forecast of T_grok" not in events[-1][1]
     assert read_table(run_dir / files.ANALYSIS_TABLE)["epoch"].max() == total
     summary = read_json(run_dir / files.SUMMARY)
     assert summary["final_epoch"] == total and summary["run_complete"]
@@ -108,6 +110,12 @@ def test_watch_once_writes_a_report_that_does_not_reload(stopped_run):
     assert "http-equiv" not in _report(run_dir)
     assert not list((run_dir / files.FIGURES_DIR).glob("*.png"))  # HTML only
     assert 0 < event.analysis_seconds <= event.seconds
+    # the live forecast: the tiny run has no plateau to read, so "not yet", with the reason
+    assert event.forecast.status == "not yet" and event.forecast.reason
+    assert "Forecast of T_grok" in _report(run_dir) and "Not yet." in _report(run_dir)
+    assert str(event.forecast) in event.message
+    quiet = watch(run_dir, once=True, forecast=False)
+    assert quiet.forecast is None and "Forecast of T_grok" not in _report(run_dir)
 
 
 def test_cli_watch_once(stopped_run, capsys):

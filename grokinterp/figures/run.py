@@ -198,6 +198,7 @@ def write_figures(
     *,
     refresh: int | None = None,
     sliders: bool = True,
+    sections: Iterable[str] = (),
 ) -> list[Path]:
     """Draw every figure of an analysed run and write them and ``report.html``.
 
@@ -207,6 +208,8 @@ def write_figures(
     only HTML is written and one warning says why.  refresh: see :func:`write_report`.
     sliders: also draw the epoch-slider figures (:mod:`grokinterp.plots.sliders`, from the
     frames ``analyze`` stored); they are interactive, so they are written as HTML only.
+    sections: HTML blocks put at the top of the report (``grokinterp watch``'s live
+    forecast, :func:`grokinterp.figures.forecast.forecast_section`).
     """
     run_dir = Path(run_dir)
     formats = check_formats(formats)
@@ -225,7 +228,13 @@ def write_figures(
     written = write_figure_files(figures, folder, formats, html_only=animated)
     report = folder / files.REPORT
     write_report(
-        report, config, summary, {**figures, **animated}, title=run_dir.name, refresh=refresh
+        report,
+        config,
+        summary,
+        {**figures, **animated},
+        title=run_dir.name,
+        refresh=refresh,
+        sections=sections,
     )
     written.append(report)
     return written
@@ -276,11 +285,13 @@ def write_report(
     title: str = "",
     *,
     refresh: int | None = None,
+    sections: Iterable[str] = (),
 ) -> Path:
     """One self-contained HTML page: config, phases, key frequencies and all figures.
 
     refresh: seconds after which the browser reloads the page, for a run still training
-    (``grokinterp watch``); None (default) for a page that never reloads.
+    (``grokinterp watch``); None (default) for a page that never reloads.  sections: HTML
+    blocks put after the "training in progress" line, before the phases.
     """
     title = title or config.run_name
     final = summary.get("final", {})
@@ -291,6 +302,7 @@ def write_report(
         f"{config.epochs}): this page reloads every {int(refresh)} s.</p>"
         if refresh
         else "",
+        *sections,
         "<h2>Phases</h2>",
         html_table(_phase_rows(summary), ("boundary", "meaning", "epoch", "rule")),
         f"<p>Key frequencies: <b>{html.escape(keys)}</b>"
