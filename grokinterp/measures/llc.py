@@ -50,7 +50,7 @@ class LLCSettings:
     nbeta: float = 300.0
     localization: float = 1000.0
     chains: int = 4
-    draws: int = 200
+    draws: int = 100
     burnin: int = 0
     batch_size: int = 512
     seed: int = 0

@@ -39,6 +39,7 @@ from grokinterp.plots.curves import (
     spectrum_heatmap,
     weight_norm_decay,
 )
+from grokinterp.plots.mechanisms import mechanism_curves, timing_curves
 from grokinterp.plots.style import (
     FONT,
     HEIGHT,
@@ -67,6 +68,7 @@ __all__ = [
     "loss_curves",
     "measure_series",
     "measure_wide",
+    "mechanism_curves",
     "metric_curves",
     "neuron_clusters",
     "neuron_picture",
@@ -75,5 +77,6 @@ __all__ = [
     "sharpness_curve",
     "spectrum_bar",
     "spectrum_heatmap",
+    "timing_curves",
     "weight_norm_decay",
 ]
