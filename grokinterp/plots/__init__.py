@@ -39,7 +39,7 @@ from grokinterp.plots.curves import (
     spectrum_heatmap,
     weight_norm_decay,
 )
-from grokinterp.plots.mechanisms import mechanism_curves, timing_curves
+from grokinterp.plots.mechanisms import mechanism_curves, sweep_mechanism_curves, timing_curves
 from grokinterp.plots.style import (
     FONT,
     HEIGHT,
@@ -77,6 +77,7 @@ __all__ = [
     "sharpness_curve",
     "spectrum_bar",
     "spectrum_heatmap",
+    "sweep_mechanism_curves",
     "timing_curves",
     "weight_norm_decay",
 ]

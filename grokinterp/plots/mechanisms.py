@@ -11,7 +11,13 @@ from plotly.subplots import make_subplots
 from grokinterp.plots.curves import measure_series
 from grokinterp.plots.style import PALETTE, WIDTH, Phases, shade_phases, style_figure, trace_line
 
-__all__ = ["MECHANISM_PANELS", "mechanism_curves", "timing_curves"]
+__all__ = [
+    "MECHANISM_PANELS",
+    "SWEEP_PANELS",
+    "mechanism_curves",
+    "sweep_mechanism_curves",
+    "timing_curves",
+]
 
 # (measure, key, panel title, log axis)
 MECHANISM_PANELS = (
@@ -104,4 +110,44 @@ def timing_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Figur
         _add_llc(fig, table, 3)
     shade_phases(fig, phases, subplots=True)
     fig.update_xaxes(range=[0, float(np.nanmax(table["epoch"]))])
+    return fig
+
+
+# (measure, panel title, log axis) of the sweep figure, one line per run
+SWEEP_PANELS = (
+    ("gradient_symmetricity", "gradient symmetricity", False),
+    ("distance_irrelevance", "distance irrelevance", False),
+    ("softmax_collapse", "softmax collapse (fraction of train pairs)", False),
+    ("logit_scale", "logit scale (mean max logit, train)", False),
+)
+
+
+def sweep_mechanism_curves(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -> go.Figure:
+    """Each run's mechanism measures over training (one line per run, one panel per
+    measure); ``tables``: {run name: analysis table}, ``labels``: {run name: legend text}
+    (its class, say).  Panels no run has are left out."""
+    panels = [
+        p for p in SWEEP_PANELS
+        if any(_series_or_none(t, p[0]) is not None for t in tables.values())
+    ]  # fmt: skip
+    if not panels:
+        raise KeyError("no run has a mechanism measure (analyse the runs again)")
+    fig = _stacked([p[1] for p in panels], "Mechanism measures of each run over training")
+    colors = PALETTE["frequencies"]
+    for i, (name, table) in enumerate(tables.items()):
+        color = colors[i % len(colors)]
+        for row, (measure, _, log_y) in enumerate(panels, start=1):
+            series = _series_or_none(table, measure)
+            if series is None:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=series.index.values, y=series.values, mode="lines",
+                    name=labels.get(name, name), legendgroup=name, showlegend=row == 1,
+                    line={"color": color},
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+            if log_y:
+                fig.update_yaxes(type="log", row=row, col=1)
     return fig

@@ -62,7 +62,8 @@ BOUNDARIES = ("T_mem", "T_grok", "memorisation_end", "circuit_formation_end", "c
 NORM_AT = ("T_mem", "memorisation_end", "T_grok", "cleanup_end")
 FINAL = ("train_loss", "test_loss", "train_acc", "test_acc")
 TOY_COLUMNS = ("bound", "t_generalise", "T_grok_0.9")  # NaN for transformer runs
-# The last checkpoint's mechanism measures (summary.json "mechanism"; docs/measures.md)
+# The last checkpoint's mechanism measures (summary.json "mechanism"; docs/measures.md),
+# as columns final_<name>, beside the run's class pizza_class (also read there)
 MECHANISM = (
     "gradient_symmetricity",
     "distance_irrelevance",
@@ -134,7 +135,7 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     row["pizza_class"] = mechanism.get("pizza_class") or ""
     for name in MECHANISM:
         value = mechanism.get(name)
-        row[name] = math.nan if value is None else float(value)
+        row[f"final_{name}"] = math.nan if value is None else float(value)
     return row
 
 
@@ -183,7 +184,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
         + [f"final_{n}" for n in FINAL]
         + (list(TOY_COLUMNS) if any(toys) else [])
-        + ["pizza_class", *MECHANISM]
+        + ["pizza_class", *(f"final_{n}" for n in MECHANISM)]
     )
     text = ("key_freqs", "not_seen", "pizza_class")
     for column in derived:  # present even when no run has been analysed
