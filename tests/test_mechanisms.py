@@ -4,6 +4,7 @@ attn_coeff, neuron IPR and phase alignment, and the opt-in LLC (docs/measures.md
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -321,3 +322,38 @@ def test_llc_table_measure_is_opt_in(tmp_path):
     llc = table[table["measure"] == "llc"]
     assert set(llc["key"]) >= {"", "std", "chain0", "chain1"}
     assert read_json(run.path / "summary.json")["settings"]["llc"]["draws"] == 5
+
+
+# --- figures ---
+
+
+def _rows(measure: str, epochs, values, key: str = "") -> pd.DataFrame:
+    return pd.DataFrame({"epoch": epochs, "measure": measure, "key": key, "value": values})
+
+
+def test_mechanism_figures_draw_what_the_table_has():
+    from grokinterp import plots
+
+    e = [0, 100, 200]
+    table = pd.concat(
+        [
+            _rows("test_loss", e, [4.0, 1.0, 0.01]),
+            _rows("restricted_loss", e, [4.0, 0.5, 0.01], key="all"),
+            _rows("gradient_symmetricity", e, [1.0, 0.5, 0.1]),
+            _rows("distance_irrelevance", e, [1.0, 0.6, 0.9]),
+        ]
+    )
+    fig = plots.mechanism_curves(table)
+    assert [a.text for a in fig.layout.annotations][:3] == [
+        "test loss (nats)", "gradient symmetricity", "distance irrelevance"
+    ]  # fmt: skip
+    with pytest.raises(KeyError, match="sharpness and llc"):
+        plots.timing_curves(table)
+    llc = pd.concat(
+        [_rows("llc", [0, 200], [50.0, 3.0]), _rows("llc", [0, 200], [1.0, 0.2], "std")]
+    )
+    timing = plots.timing_curves(pd.concat([table, llc]))
+    drawn = next(t for t in timing.data if t.name == "LLC")
+    assert list(drawn.x) == [0, 200] and list(drawn.error_y.array) == [1.0, 0.2]
+    sweep = plots.sweep_mechanism_curves({"r1": table}, {"r1": "r1 (clock)"})
+    assert {t.name for t in sweep.data} == {"r1 (clock)"}

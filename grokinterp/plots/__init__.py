@@ -39,7 +39,12 @@ from grokinterp.plots.curves import (
     spectrum_heatmap,
     weight_norm_decay,
 )
-from grokinterp.plots.mechanisms import mechanism_curves, sweep_mechanism_curves, timing_curves
+from grokinterp.plots.mechanisms import (
+    MECHANISM_PANELS,
+    mechanism_curves,
+    sweep_mechanism_curves,
+    timing_curves,
+)
 from grokinterp.plots.style import (
     FONT,
     HEIGHT,
@@ -52,6 +57,7 @@ from grokinterp.plots.style import (
 
 __all__ = [
     "FONT",
+    "MECHANISM_PANELS",
     "HEIGHT",
     "PALETTE",
     "PHASE_NAMES",

@@ -74,12 +74,13 @@ def mechanism_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Fi
     fig = _stacked(titles, "Mechanism measures over training, beside the test loss")
     fig.add_trace(trace_line(measure_series(table, "test_loss"), "test loss", PALETTE["test"]))
     fig.update_yaxes(type="log", row=1, col=1)
+    colors = PALETTE["frequencies"]
     for row, (measure, key, label, log_y) in enumerate(panels, start=2):
         if measure == "llc":
             _add_llc(fig, table, row)
             continue
         series = measure_series(table, measure, key)
-        fig.add_trace(trace_line(series, label, PALETTE["norm"]), row=row, col=1)
+        fig.add_trace(trace_line(series, label, colors[(row - 2) % len(colors)]), row=row, col=1)
         if log_y:
             fig.update_yaxes(type="log", row=row, col=1)
     shade_phases(fig, phases, subplots=True)
