@@ -82,11 +82,11 @@ def embedding_gradient_cosines(
     input's embeddings only; emb_a, emb_b (N, d); c (N,) the class whose logit is
     differentiated.  The mean over inputs is the gradient symmetricity.
 
-    >>> u, v = torch.eye(2)[0], torch.eye(2)[1]
+    >>> u, v = torch.eye(2, dtype=torch.float64)
     >>> clock = lambda ea, eb: ((ea @ u) * (eb @ v))[:, None]      # a product: orthogonal
-    >>> e = torch.randn(4, 2)
-    >>> embedding_gradient_cosines(clock, e, e.flip(0), torch.zeros(4, dtype=int)).abs().max()
-    tensor(0., dtype=torch.float64)
+    >>> e = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    >>> embedding_gradient_cosines(clock, e, e.flip(0), torch.zeros(2, dtype=torch.long))
+    tensor([0., 0.], dtype=torch.float64)
     """
     ea = emb_a.detach().double().requires_grad_(True)
     eb = emb_b.detach().double().requires_grad_(True)
