@@ -119,7 +119,7 @@ SWEEP_PANELS = (
     ("gradient_symmetricity", "gradient symmetricity", False),
     ("distance_irrelevance", "distance irrelevance", False),
     ("softmax_collapse", "softmax collapse (fraction of train pairs)", False),
-    ("logit_scale", "logit scale (mean max logit, train)", False),
+    ("logit_scale", "logit scale (mean max logit, train; log)", True),
 )
 
 
