@@ -107,8 +107,12 @@ def timing_curves(table: pd.DataFrame, phases: Phases | None = None) -> go.Figur
             row=2, col=1,
         )  # fmt: skip
         fig.update_yaxes(type="log", row=2, col=1)
-    if _series_or_none(table, "llc") is not None:
+    llc = _series_or_none(table, "llc")
+    if llc is not None:
         _add_llc(fig, table, 3)
+        if (llc > 0).all():  # a log axis shows the late values too
+            fig.update_yaxes(type="log", row=3, col=1)
+            fig.layout.annotations[2].text = "LLC (log; bars: chains' std)"
     shade_phases(fig, phases, subplots=True)
     fig.update_xaxes(range=[0, float(np.nanmax(table["epoch"]))])
     return fig
