@@ -260,11 +260,19 @@ def test_new_fields_are_checked():
         RunConfig(loss="sparsemax")
 
 
-def test_sweep_specs_of_the_experiments_parse():
+def test_sweep_specs_of_the_experiments_parse_into_runs():
     spec, _ = load_spec("examples/sweep-no-decay-p59.toml")
     assert spec.zips[0]["orthograd"] == [False, True, True, False]
+    runs = spec.runs()
+    assert {(c.loss, c.orthograd, c.weight_decay) for c in runs.values()} == {
+        ("stablemax", False, 0.0), ("softmax", True, 0.0), ("stablemax", True, 0.0),
+        ("softmax", False, 0.0),
+    }  # fmt: skip
+    for cfg in runs.values():  # each run's config survives config.json
+        assert RunConfig.from_json(cfg.to_json()) == cfg
     spec, _ = load_spec("examples/sweep-attn-coeff-p59.toml")
     assert spec.grid["attn_coeff"] == [1.0, 0.5, 0.0]
+    assert sorted(c.attn_coeff for c in spec.runs().values()) == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
 
 
 def test_llc_settings_round_trip_and_checks():
