@@ -23,12 +23,13 @@ all: setup browser train analyze figures
 
 setup: $(VENV)/.installed
 
-# torch first, pinned (from TORCH_INDEX when set), so that transformer-lens keeps it.
+# torch first, pinned (from TORCH_INDEX when set), so that transformer-lens keeps it; the
+# second install names the pin again so the extras (devinterp) cannot move it.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[dev,ray,llc]'
 	touch $@
 
 # Chromium lets kaleido write PNG/SVG figures; without it figures are HTML only.

@@ -45,7 +45,9 @@ def last_position(states: dict[str, torch.Tensor], cfg: RunConfig) -> LastPositi
     ``blocks.0.attn.hook_pattern[:, :, -1]`` (see :func:`hooked_last_position`).
     """
     a, b = all_pairs(cfg.p)
-    return forward.last_position(states, a, b, cfg.n_heads, cfg.act_fn, activations=True)
+    return forward.last_position(
+        states, a, b, cfg.n_heads, cfg.act_fn, activations=True, attn_coeff=cfg.attn_coeff
+    )
 
 
 @torch.no_grad()

@@ -49,6 +49,21 @@ _FIELD_HELP = {
 }
 
 
+def _add_llc_options(parser: argparse.ArgumentParser) -> None:
+    """--llc-lr, --llc-nbeta, ...: the opt-in llc measure's SGLD settings (docs/measures.md)."""
+    from dataclasses import fields as dc_fields
+
+    from grokinterp.measures.llc import LLCSettings
+
+    group = parser.add_argument_group("llc measure (opt-in: --measures default,llc)")
+    for f in dc_fields(LLCSettings):
+        kind = {"int": int, "float": float}[f.type]
+        group.add_argument(
+            f"--llc-{f.name.replace('_', '-')}", dest=f"llc_{f.name}", type=kind, default=None,
+            help=f"SGLD {f.name} (default {f.default!r})",
+        )  # fmt: skip
+
+
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
@@ -324,6 +339,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llc_settings(args: argparse.Namespace):
+    """The llc measure's SGLD settings: LLCSettings' defaults, overridden by --llc-* flags."""
+    from dataclasses import fields as dc_fields
+
+    from grokinterp.measures.llc import LLCSettings
+
+    given = {
+        f.name: getattr(args, f"llc_{f.name}")
+        for f in dc_fields(LLCSettings)
+        if getattr(args, f"llc_{f.name}", None) is not None
+    }
+    return LLCSettings(**given)
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from grokinterp.analysis import analyze_path, format_summary
     from grokinterp.sweep import is_sweep
@@ -345,6 +374,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         key_freqs=_parse_freqs(args.key_freqs),
         progress=not args.quiet,
         sharpness_every=args.sharpness_every,
+        llc=_llc_settings(args),
     )
     for run_dir, summary in summaries.items():
         print(f"\n{run_dir}")
@@ -550,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="sharpness at every Nth checkpoint, the last and the phase boundaries (default 200)",
     )
+    _add_llc_options(p_analyze)
     p_analyze.add_argument(
         "--threshold",
         type=float,

@@ -25,6 +25,7 @@ INIT_SCHEMES = ("paper", "tl-demo", "native")  # see grokinterp.model.init_stds
 LOSS_DTYPES = ("float64", "float32")
 OPTIMIZERS = ("adamw", "adam", "sgd")  # see docs/training-options.md
 GROKFAST_FILTERS = ("none", "ema", "ma")
+LOSSES = ("softmax", "stablemax")  # see grokinterp.measures.collapse
 
 # The derived run name (RunConfig.run_name): fields already in its stem, or that do not
 # change what is learned (the run's length and bookkeeping), are not appended.
@@ -139,6 +140,13 @@ class RunConfig(ConfigSerialisation):
     eval_every: int = 10
     checkpoints: str = "default"  # see grokinterp.schedule for the grammar
     name: str = ""  # run name; empty means derived from the task and seeds
+    # mechanisms (docs/training-options.md): attention = attn_coeff x softmax pattern +
+    # (1 - attn_coeff) x uniform (Zhong et al. 2023); the training loss's normaliser,
+    # "softmax" (cross-entropy) or "stablemax" (Prieto et al. 2025); orthograd: the gradient's
+    # component along each weight tensor removed before the optimiser step (Prieto et al.)
+    attn_coeff: float = 1.0
+    loss: str = "softmax"
+    orthograd: bool = False
 
     def __post_init__(self) -> None:
         self.check_field_types()
@@ -242,6 +250,13 @@ class RunConfig(ConfigSerialisation):
             )
         if self.grokfast_window < 1:
             raise ConfigError(f"RunConfig.grokfast_window must be >= 1, got {self.grokfast_window}")
+        if not 0.0 <= self.attn_coeff <= 1.0:
+            raise ConfigError(
+                f"RunConfig.attn_coeff must lie in [0, 1] (1 = learned attention, 0 = uniform), "
+                f"got {self.attn_coeff}"
+            )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"RunConfig.loss must be one of {LOSSES}, got {self.loss!r}")
 
     # derived values
     @property

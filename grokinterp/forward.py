@@ -29,7 +29,14 @@ import einops
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DropoutMasks", "LastPosition", "draw_dropout_masks", "last_position"]
+__all__ = [
+    "DropoutMasks",
+    "LastPosition",
+    "draw_dropout_masks",
+    "from_token_embeddings",
+    "last_position",
+    "mix_uniform",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,15 @@ def _linear(weights: Mapping[str, torch.Tensor], name: str, x: torch.Tensor) -> 
     if bias is not None:
         out = out + bias.view(bias.shape[0], *([1] * (out.dim() - 2)), bias.shape[-1])
     return out
+
+
+def mix_uniform(pattern: torch.Tensor, attn_coeff: float) -> torch.Tensor:
+    """``attn_coeff`` x pattern + (1 - attn_coeff) x uniform attention over the last axis
+    (``RunConfig.attn_coeff``, Zhong et al. 2023).  At '=' the query sees all three
+    positions, so uniform is 1/3 each.  attn_coeff = 1 returns ``pattern`` itself."""
+    if attn_coeff == 1:
+        return pattern
+    return attn_coeff * pattern + (1 - attn_coeff) / pattern.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,7 @@ def last_position_dropped(
     n_heads: int,
     masks: DropoutMasks,
     act_fn: str = "relu",
+    attn_coeff: float = 1.0,
 ) -> torch.Tensor:
     """Logits at '=' (N, p) of a training step with dropout ``masks`` (unstacked weights).
 
@@ -107,10 +124,30 @@ def last_position_dropped(
     input computes its own queries, keys and values; otherwise the same arithmetic as
     :func:`last_position`.  With all-ones masks the two agree to float rounding.
     """
-    W_E, W_pos = weights["embed.weight"], weights["pos_embed.weight"]  # (V, d), (3, d)
-    d_head = weights["blocks.0.attn.q.weight"].shape[-2] // n_heads
+    W_E = weights["embed.weight"]  # (V, d)
     tokens = torch.stack([a, b, torch.full_like(a, W_E.shape[0] - 1)], dim=1)  # (N, 3)
-    resid = (W_E[tokens] + W_pos) * masks.embed  # (N, 3, d): dropout after the embedding sum
+    return from_token_embeddings(weights, W_E[tokens], n_heads, act_fn, attn_coeff, masks)
+
+
+def from_token_embeddings(
+    weights: Mapping[str, torch.Tensor],
+    token_embeds: torch.Tensor,
+    n_heads: int,
+    act_fn: str = "relu",
+    attn_coeff: float = 1.0,
+    masks: DropoutMasks | None = None,
+) -> torch.Tensor:
+    """Logits at '=' (N, p) from each input's own token embeddings (N, 3, d) (rows of W_E,
+    before the positional embedding is added), unstacked weights.
+
+    The per-input path of :func:`last_position_dropped` (``masks`` None: no dropout), for
+    measures that differentiate with respect to the embeddings of one input (gradient
+    symmetricity, :mod:`grokinterp.measures.pizza`).
+    """
+    d_head = weights["blocks.0.attn.q.weight"].shape[-2] // n_heads
+    resid = token_embeds + weights["pos_embed.weight"]  # (N, 3, d)
+    if masks is not None:
+        resid = resid * masks.embed  # dropout after the embedding sum
 
     def heads(x: torch.Tensor, which: str) -> torch.Tensor:
         return _linear(weights, f"blocks.0.attn.{which}", x).unflatten(-1, (n_heads, d_head))
@@ -118,13 +155,18 @@ def last_position_dropped(
     q = heads(resid[:, 2], "q")  # (N, h, dh)
     k, v = heads(resid, "k"), heads(resid, "v")  # (N, 3, h, dh)
     scores = einops.einsum(k, q, "n s h dh, n h dh -> n h s") / math.sqrt(d_head)
-    pattern = scores.softmax(dim=-1) * masks.pattern  # (N, h, 3): dropout on the pattern
+    pattern = mix_uniform(scores.softmax(dim=-1), attn_coeff)  # (N, h, 3)
+    if masks is not None:
+        pattern = pattern * masks.pattern  # dropout on the pattern
     z = einops.einsum(pattern, v, "n h s, n s h dh -> n h dh")
-    attn_out = _linear(weights, "blocks.0.attn.o", z.flatten(-2)) * masks.attn_out  # (N, d)
+    attn_out = _linear(weights, "blocks.0.attn.o", z.flatten(-2))  # (N, d)
+    if masks is not None:
+        attn_out = attn_out * masks.attn_out
     resid_mid = resid[:, 2] + attn_out
     pre = _linear(weights, "blocks.0.mlp.in", resid_mid)  # (N, d_mlp)
     post = F.relu(pre) if act_fn == "relu" else F.gelu(pre)
-    resid_post = resid_mid + _linear(weights, "blocks.0.mlp.out", post) * masks.mlp_out
+    mlp_out = _linear(weights, "blocks.0.mlp.out", post)
+    resid_post = resid_mid + (mlp_out if masks is None else mlp_out * masks.mlp_out)
     return _linear(weights, "unembed", resid_post)  # (N, p)
 
 
@@ -135,12 +177,15 @@ def last_position(
     n_heads: int,
     act_fn: str = "relu",
     activations: bool = False,
+    attn_coeff: float = 1.0,
 ) -> LastPosition:
     """Logits at '=' for inputs [a, b, '='] (and, if ``activations``, post and pattern).
 
     weights: TransformerLens-keyed tensors, each (..., out, in) with the same leading axes
     (none, or C checkpoints); ``unembed.bias`` and any other bias may be absent.
     a, b: (N,) token indices.  Equals ``model(make_tokens(a, b, p))[:, -1]`` per checkpoint.
+    attn_coeff: ``RunConfig.attn_coeff`` (:func:`mix_uniform`); the pattern returned is the
+    mixed one, the one the values are averaged with.
     """
     W_E, W_pos = weights["embed.weight"], weights["pos_embed.weight"]  # (..., V, d), (..., 3, d)
     p = weights["unembed.weight"].shape[-2]
@@ -161,7 +206,7 @@ def last_position(
     score_eq = einops.einsum(heads(resid_eq, "k"), q, "... h dh, ... h dh -> ... h") / scale
     score_eq = score_eq[..., None, :].expand(*score_eq.shape[:-1], n, n_heads)
     scores = torch.stack([score_a[..., a, :], score_b[..., b, :], score_eq], dim=-1)
-    pattern = scores.softmax(dim=-1)  # (..., N, h, 3)
+    pattern = mix_uniform(scores.softmax(dim=-1), attn_coeff)  # (..., N, h, 3)
 
     v_a, v_b, v_eq = heads(resid_a, "v"), heads(resid_b, "v"), heads(resid_eq, "v")
     z = (

@@ -23,6 +23,7 @@ gives the same weights.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import transformer_lens.model_bridge.sources  # noqa: F401  (attaches boot_native)
@@ -143,7 +144,20 @@ def build_model(cfg: RunConfig, device: str | torch.device = "cpu") -> Transform
             params[name].zero_()
         params[name].requires_grad_(False)
     model.eval()  # no dropout exists; eval keeps behaviour explicit
+    model.attn_coeff = cfg.attn_coeff  # read by last_position_logits
+    if cfg.attn_coeff != 1:
+        # model(tokens) and run_with_cache see the mixed pattern too (hook_pattern reports it)
+        model.add_perma_hook("blocks.0.attn.hook_pattern", partial(_mix_pattern, cfg.attn_coeff))
     return model
+
+
+def _mix_pattern(attn_coeff: float, pattern: torch.Tensor, hook=None) -> torch.Tensor:
+    """attn_coeff x pattern + (1 - attn_coeff) x causal-uniform: query position q attends
+    1/(q+1) to each position <= q.  pattern (B, h, q, k)."""
+    n_q, n_k = pattern.shape[-2:]
+    causal = torch.ones(n_q, n_k, dtype=pattern.dtype, device=pattern.device).tril()
+    uniform = causal / causal.sum(-1, keepdim=True)  # (q, k)
+    return attn_coeff * pattern + (1 - attn_coeff) * uniform
 
 
 def trainable_parameters(model: TransformerBridge) -> list[torch.nn.Parameter]:
@@ -190,4 +204,7 @@ def last_position_logits(
     Shapes: a, b (N,) -> logits (N, d_vocab_out).
     """
     cfg = model.cfg
-    return last_position(tl_parameters(model), a, b, cfg.n_heads, cfg.act_fn).logits
+    attn_coeff = getattr(model, "attn_coeff", 1.0)  # set by build_model
+    return last_position(
+        tl_parameters(model), a, b, cfg.n_heads, cfg.act_fn, attn_coeff=attn_coeff
+    ).logits

@@ -10,6 +10,16 @@ the optimiser step, as the authors' ``gradfilter_ema`` and ``gradfilter_ma`` do:
 - ``ma``: keep the last ``window`` raw gradients; once ``window`` are kept,
   g <- g + lamb * mean(kept), the current gradient included; before that g is unchanged.
 
+``RunConfig.orthograd`` wraps any of the three in :class:`OrthoGrad` (Prieto et al. 2025,
+"Grokking at the edge of numerical stability", arXiv:2501.04697, "perpendicular gradient"):
+before each step, each parameter tensor's gradient g loses its component along the
+tensor's weights w and is rescaled to its former norm,
+
+    g_perp = g - (w . g / w . w) w,    g <- g_perp * |g| / |g_perp|,
+
+(w = 0 leaves g unchanged), then the wrapped optimiser steps as usual.  It runs after the
+Grokfast filter, on the gradient the optimiser would have used.
+
 Filter state is a dict of tensors so it is saved with the optimiser state and a resumed
 run continues bitwise (:meth:`GradFilter.state_tensors`, :meth:`GradFilter.load_state_tensors`).
 """
@@ -22,11 +32,70 @@ import torch
 
 from grokinterp.config import RunConfig
 
-__all__ = ["GradFilter", "EmaFilter", "MaFilter", "build_optimizer", "build_grad_filter"]
+__all__ = [
+    "EmaFilter",
+    "GradFilter",
+    "MaFilter",
+    "OrthoGrad",
+    "build_grad_filter",
+    "build_optimizer",
+    "orthogonalise_",
+]
+
+_TINY = 1e-30  # guards the divisions of orthogonalise_ when w or g_perp is 0
 
 
-def build_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The torch optimiser ``cfg.optimizer`` over ``params`` (learning rate set per step)."""
+def build_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]):
+    """The torch optimiser ``cfg.optimizer`` over ``params`` (learning rate set per step),
+    wrapped in :class:`OrthoGrad` when ``cfg.orthograd``."""
+    base = _base_optimizer(cfg, params)
+    return OrthoGrad(base) if cfg.orthograd else base
+
+
+@torch.no_grad()
+def orthogonalise_(params: list[torch.nn.Parameter]) -> None:
+    """Replace each ``p.grad`` by its part orthogonal to ``p`` (flattened), rescaled to the
+    gradient's former norm, in place (the :class:`OrthoGrad` projection)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        w, g = p.detach().flatten(), p.grad.flatten()
+        g_perp = g - (w @ g) / (w @ w + _TINY) * w
+        p.grad.copy_((g_perp * (g.norm() / (g_perp.norm() + _TINY))).view_as(p.grad))
+
+
+class OrthoGrad:
+    """Any torch optimiser, stepping on the gradient with its component along each weight
+    tensor removed (:func:`orthogonalise_`).  State, param groups, ``zero_grad`` and
+    ``state_dict`` are the wrapped optimiser's, so checkpoints and resume are unchanged."""
+
+    def __init__(self, base: torch.optim.Optimizer):
+        self.base = base
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.base.param_groups
+
+    @property
+    def state(self):
+        return self.base.state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for group in self.base.param_groups:
+            orthogonalise_(group["params"])
+        self.base.step()
+
+    def state_dict(self) -> dict:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base.load_state_dict(state)
+
+
+def _base_optimizer(cfg: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(
             params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay

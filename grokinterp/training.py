@@ -121,13 +121,13 @@ class Trainer:
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits at the last position.  tokens (N, 3) -> (N, p)."""
         if self.cfg.fast_path:
-            return last_position_logits(self.model, tokens[:, 0], tokens[:, 1])
+            return last_position_logits(self.model, tokens[:, 0], tokens[:, 1])  # attn_coeff too
         return self.model(tokens)[:, -1]
 
     @torch.no_grad()
     def evaluate(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
         logits = self.forward(tokens)
-        loss = training_loss(logits, labels, self.loss_dtype).item()
+        loss = training_loss(logits, labels, self.loss_dtype, self.cfg.loss).item()
         return loss, (logits.argmax(-1) == labels).float().mean().item()
 
     def train_forward(self, tokens: torch.Tensor, generator: torch.Generator | None):
@@ -140,7 +140,7 @@ class Trainer:
         masks = type(masks)(*(m.to(self.device) for m in vars(masks).values()))
         weights = tl_parameters(self.model)
         return last_position_dropped(
-            weights, tokens[:, 0], tokens[:, 1], cfg.n_heads, masks, cfg.act_fn
+            weights, tokens[:, 0], tokens[:, 1], cfg.n_heads, masks, cfg.act_fn, cfg.attn_coeff
         )
 
     def step_lr(self, step: int) -> float:
@@ -158,7 +158,7 @@ class Trainer:
         batches = batch_order(self.cfg, epoch)
         if batches is None and self.cfg.dropout == 0:  # the default: one forward for both
             logits = self.forward(self.train_tokens)
-            loss = training_loss(logits, self.train_labels, self.loss_dtype)
+            loss = training_loss(logits, self.train_labels, self.loss_dtype, self.cfg.loss)
             row = {"epoch": epoch, "lr": lr, "train_loss": loss.item()}
             if evaluate:
                 row["train_acc"] = (logits.argmax(-1) == self.train_labels).float().mean().item()
@@ -180,7 +180,8 @@ class Trainer:
             labels = self.train_labels if idx is None else self.train_labels[idx.to(self.device)]
             logits = self.train_forward(tokens, generator)
             self.optimizer_step(
-                training_loss(logits, labels, self.loss_dtype), self.step_lr(first_step + i)
+                training_loss(logits, labels, self.loss_dtype, self.cfg.loss),
+                self.step_lr(first_step + i),
             )
         return row
 

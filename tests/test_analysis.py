@@ -47,7 +47,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def test_table_has_every_documented_measure(run_dir):
     table = analyze(run_dir, threshold=THRESHOLD)
     assert list(table.columns) == ["epoch", "measure", "key", "value"]
-    assert set(table["measure"]) == set(default_measures()) == set(ANALYSES) - {"sharpness"}
+    assert set(table["measure"]) == set(default_measures()) == set(ANALYSES) - {"sharpness", "llc"}
     summary = read_json(run_dir / "summary.json")
     k = summary["key_frequencies"]
     keys = {m: set(g["key"]) for m, g in table.groupby("measure")}

@@ -48,7 +48,8 @@ def test_the_derived_run_name_tells_apart_runs_that_learn_differently():
     skipped |= {"checkpoints", "fast_path"}
     others = {"optimizer": "adam", "act_fn": "gelu", "biases": "none", "grokfast": "ma",
               "loss_dtype": "float32", "d_model": 64, "d_head": 16, "beta1": 0.8,
-              "beta2": 0.9, "grokfast_alpha": 0.9, "dropout": 0.1}  # fmt: skip
+              "beta2": 0.9, "grokfast_alpha": 0.9, "dropout": 0.1,
+              "loss": "stablemax"}  # fmt: skip
     for f in fields(RunConfig):
         if f.name in seen | skipped:
             continue

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from grokinterp.analysis import mechanisms  # noqa: F401  (registers its measures)
 from grokinterp.analysis.checkpoints import DEFAULT_CHUNK, Checkpoints
 from grokinterp.analysis.registry import (
     ANALYSES,
@@ -26,6 +27,7 @@ from grokinterp.config import RunConfig
 from grokinterp.data import Dataset
 from grokinterp.measures import attention_to_a_map, key_frequencies, neurons_per_freq
 from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.measures.llc import LLCSettings
 from grokinterp.run import Run, load_run
 
 
@@ -55,7 +57,7 @@ def _subset(ck: Checkpoints, wanted: np.ndarray) -> Checkpoints:
     idx = torch.from_numpy(np.flatnonzero(wanted))
     states = {k: v[idx] for k, v in ck.states.items()}
     epochs = [e for e, w in zip(ck.epochs, wanted, strict=True) if w]
-    return Checkpoints(ck.cfg, ck.dataset, epochs, states, ck.key_freqs, ck.threshold)
+    return Checkpoints(ck.cfg, ck.dataset, epochs, states, ck.key_freqs, ck.threshold, llc=ck.llc)
 
 
 def measure_batched(
@@ -68,6 +70,7 @@ def measure_batched(
     chunk_size: int = DEFAULT_CHUNK,
     only: dict[str, set[int]] | None = None,
     progress: Callable[[int], None] | None = None,
+    llc: LLCSettings | None = None,
 ) -> pd.DataFrame:
     """Rows of the named measures at ``epochs`` of a run, ``chunk_size`` checkpoints at a time.
 
@@ -79,7 +82,7 @@ def measure_batched(
     for start in range(0, len(epochs), chunk_size):
         chunk = list(epochs[start : start + chunk_size])
         states = stack_states([run.state_dict_at(e) for e in chunk])
-        ck = Checkpoints(run.config, run.dataset, chunk, states, key_freqs, threshold)
+        ck = Checkpoints(run.config, run.dataset, chunk, states, key_freqs, threshold, llc=llc)
         blocks += _rows(ck, names, only)
         del ck
         if progress is not None:

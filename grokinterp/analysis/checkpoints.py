@@ -18,6 +18,7 @@ from grokinterp.data import Dataset
 from grokinterp.fourier import FourierBasis
 from grokinterp.measures import assign_neurons, logits_by_sum, neuron_freq_fractions
 from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.measures.llc import LLCSettings
 from grokinterp.measures.losses import pair_cross_entropy
 from grokinterp.tasks import Task, TaskBasis, get_task
 
@@ -41,6 +42,7 @@ class Checkpoints:
         threshold: float = NEURON_THRESHOLD,
         forward: LastPosition | None = None,
         weights: dict[str, torch.Tensor] | None = None,
+        llc: LLCSettings | None = None,
     ):
         self.cfg = cfg
         self.dataset = dataset
@@ -48,6 +50,7 @@ class Checkpoints:
         self.states = states
         self.key_freqs = tuple(key_freqs)
         self.threshold = threshold
+        self.llc = LLCSettings() if llc is None else llc  # the opt-in llc measure's SGLD
         self.task: Task = get_task(cfg.operation)
         # the group the circuit lives in (Z_p, or Z_{p-1} by discrete log); None: no basis,
         # and the measures that need one are skipped (docs/tasks.md)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from grokinterp.errors import OptionError
 from grokinterp.measures.keyfreq import NEURON_THRESHOLD
+from grokinterp.measures.llc import LLCSettings
 from grokinterp.phases import ACC_THRESHOLD
 
 __all__ = ["DEFAULT_SHARPNESS_EVERY", "AnalysisSettings"]
@@ -43,6 +44,7 @@ class AnalysisSettings:
     acc_threshold: float = ACC_THRESHOLD
     key_freqs: tuple[int, ...] | None = None
     sharpness_every: int = DEFAULT_SHARPNESS_EVERY
+    llc: LLCSettings = LLCSettings()  # the opt-in llc measure's SGLD (at sharpness_every)
 
     def __post_init__(self):
         if self.measures is not None:
@@ -58,6 +60,12 @@ class AnalysisSettings:
             raise OptionError(f"sharpness_every must be an integer >= 1, got {every!r}")
         if every < 1:
             raise OptionError(f"sharpness_every must be >= 1 (every Nth checkpoint), got {every}")
+        if isinstance(self.llc, Mapping):
+            object.__setattr__(self, "llc", LLCSettings(**self.llc))
+        if not isinstance(self.llc, LLCSettings):
+            raise OptionError(
+                f"llc must be an LLCSettings or a dict of its fields, got {self.llc!r}"
+            )
         if not 0 < self.threshold <= 1:
             raise OptionError(f"threshold must lie in (0, 1], got {self.threshold}")
         if not 0 < self.acc_threshold <= 1:
@@ -76,6 +84,7 @@ class AnalysisSettings:
             "acc_threshold": self.acc_threshold,
             "key_freqs_given": None if self.key_freqs is None else list(self.key_freqs),
             "sharpness_every": self.sharpness_every,
+            "llc": self.llc.to_dict(),
         }
 
     @classmethod
@@ -89,4 +98,5 @@ class AnalysisSettings:
             acc_threshold=float(data.get("acc_threshold", ACC_THRESHOLD)),
             key_freqs=data.get("key_freqs_given"),
             sharpness_every=int(data.get("sharpness_every", DEFAULT_SHARPNESS_EVERY)),
+            llc=LLCSettings(**(data.get("llc") or {})),
         )

@@ -99,6 +99,7 @@ def _settings_record(run: Run, settings: AnalysisSettings, names: list[str], fin
         "key_freqs_final_checkpoint": measured,
         "measures": options["measures"],
         "sharpness_every": options["sharpness_every"],
+        "llc": options["llc"],
         "basis": None if basis is None else basis.name,
         "skipped_measures": skipped,
         "measure_fingerprints": {name: a.fingerprint for name, a in ANALYSES.items()},
@@ -173,6 +174,7 @@ def _analyze(
             chunk_size=chunk_size,
             only=todo,
             progress=step,
+            llc=settings.llc,
         )
     finally:
         if bar is not None:
@@ -194,6 +196,7 @@ def _analyze(
                 measures=costly,
                 chunk_size=chunk_size,
                 only=todo,
+                llc=settings.llc,
             )
             table = sorted_rows(pd.concat([table, extra], ignore_index=True))
             summary = build_summary(run, table, final, record, settings.acc_threshold)

@@ -52,6 +52,7 @@ class Analysis:
     needs_basis: bool = False  # skipped, with the task's reason, when it has no Fourier basis
     version: int = 0
     costly: bool = False  # opt-in (not in DEFAULT_MEASURES); run on the asked checkpoints only
+    uses_llc_settings: bool = False  # recomputed when AnalysisSettings.llc changes
 
     @property
     def fingerprint(self) -> str:

@@ -13,6 +13,7 @@ from grokinterp import files
 from grokinterp.analysis.checkpoints import Checkpoints
 from grokinterp.analysis.registry import SCALAR
 from grokinterp.measures import neurons_per_freq
+from grokinterp.measures.pizza import CLASS_RULE, classify_circuit
 from grokinterp.phases import (
     PHASE_NAMES,
     detect_phases,
@@ -128,6 +129,26 @@ def weight_norm_fits(
     }
 
 
+def mechanism_summary(value) -> dict:
+    """The last checkpoint's mechanism measures and the run's clock/pizza class
+    (:func:`grokinterp.measures.pizza.classify_circuit`); ``value(measure, key)`` reads the
+    last checkpoint's row (None when absent)."""
+    grad_sym, dist_irr = value("gradient_symmetricity"), value("distance_irrelevance")
+    known = grad_sym is not None and dist_irr is not None
+    return {
+        "pizza_class": classify_circuit(grad_sym, dist_irr, value("test_acc")) if known else None,
+        "rule": CLASS_RULE,
+        "gradient_symmetricity": grad_sym,
+        "distance_irrelevance": dist_irr,
+        "softmax_collapse": value("softmax_collapse"),
+        "logit_scale": value("logit_scale"),
+        "neuron_ipr": value("neuron_ipr"),
+        "phase_alignment": value("phase_alignment"),
+        "llc": value("llc"),
+        "llc_std": value("llc", "std"),
+    }
+
+
 def build_summary(
     run: Run, table: pd.DataFrame, final: Checkpoints, settings: dict, acc_threshold: float
 ) -> dict:
@@ -216,6 +237,7 @@ def build_summary(
                 "sharpness": value("sharpness"),
             },
             "weight_norm_fits": fits,
+            "mechanism": mechanism_summary(value),
             "neurons": neurons,
             "settings": settings,
             "table": files.ANALYSIS_TABLE,

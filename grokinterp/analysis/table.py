@@ -103,6 +103,7 @@ def reusable_rows(old: pd.DataFrame, previous: dict, settings: dict, epochs) -> 
         return old.iloc[:0]
     same_threshold = previous.get("threshold") == settings["threshold"]
     same_keys = previous.get("key_freqs_used") == settings["key_freqs_used"]
+    same_llc = previous.get("llc") == settings.get("llc")
     old_prints = previous.get("measure_fingerprints") or {}
     new_prints = settings["measure_fingerprints"]
     valid = old["epoch"].isin(list(epochs))
@@ -117,6 +118,8 @@ def reusable_rows(old: pd.DataFrame, previous: dict, settings: dict, epochs) -> 
             if a.uses_threshold and not same_threshold
             else "its key frequencies changed"
             if a.uses_key_freqs and not same_keys
+            else "its llc settings changed"
+            if a.uses_llc_settings and not same_llc
             else None
         )
         if why is not None:

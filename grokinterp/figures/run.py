@@ -174,6 +174,18 @@ def draw_figures(
             if (table["measure"] == "sharpness").any()
             else None
         ),
+        # mechanisms (docs/measures.md): each measure beside the test loss; the timing
+        # figure only when an opt-in costly measure (sharpness, llc) was computed
+        "mechanisms": lambda: (
+            plots.mechanism_curves(table, phases)
+            if table["measure"].isin([m for m, *_ in plots.MECHANISM_PANELS]).any()
+            else None  # a table analysed before the mechanism measures existed
+        ),
+        "restricted_sharpness_llc": lambda: (
+            plots.timing_curves(table, phases)
+            if table["measure"].isin(["sharpness", "llc"]).any()
+            else None
+        ),
     }
     out, skipped = {}, []
     for name, recipe in recipes.items():

@@ -22,12 +22,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from grokinterp import files
+from grokinterp.analysis import read_table
 from grokinterp.config import OptionError
 from grokinterp.decay_law import delay_points, inverse_lambda_laws
 from grokinterp.figures.export import FORMATS, check_formats, write_figure_files
 from grokinterp.figures.report import write_page
 from grokinterp.laws import DEFAULT_NORMS, N_BOOT, LawFitError, fit_laws, law_points
 from grokinterp.plots.laws import law_figures
+from grokinterp.plots.mechanisms import sweep_mechanism_curves
 from grokinterp.plots.sweep import (
     accuracy_loss_curves,
     swept_fields,
@@ -140,7 +142,27 @@ def draw_sweep_figures(
             other = next((f for f in axes if f != field), None)
             figures[f"t_grok_vs_{field}"] = t_grok_vs_field(finished, field, other)
     figures.update(_law_figures(table))
+    mechanisms = _mechanism_figure(sweep_dir, finished)
+    if mechanisms is not None:
+        figures["mechanisms"] = mechanisms
     return figures, table
+
+
+def _mechanism_figure(sweep_dir: Path, finished: pd.DataFrame) -> go.Figure | None:
+    """Each finished run's mechanism measures over training, labelled with its class;
+    None when no run's table has them (analysed before they existed)."""
+    tables, labels = {}, {}
+    for _, row in finished.iterrows():
+        try:
+            tables[row["name"]] = read_table(run_dir(sweep_dir, row["name"]))
+        except RunFileError:
+            continue
+        cls = row.get("pizza_class") or ""
+        labels[row["name"]] = f"{row['name']} ({cls})" if cls else row["name"]
+    try:
+        return sweep_mechanism_curves(tables, labels) if tables else None
+    except KeyError:
+        return None
 
 
 # ---------------------------------------------------------------------------- writing

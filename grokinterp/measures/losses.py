@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from grokinterp.fourier import FourierBasis
+from grokinterp.measures.stablemax import stablemax_cross_entropy
 from grokinterp.tasks import get_task
 
 
@@ -37,11 +38,17 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return pair_cross_entropy(logits, labels).mean(-1)
 
 
-def training_loss(logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def training_loss(
+    logits: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype, loss: str = "softmax"
+) -> torch.Tensor:
     """The training objective: mean cross-entropy of logits (N, p), computed in ``dtype``
     (``RunConfig.loss_dtype``; float64 by default: the tiny losses after memorisation
     underflow in float32, as Nanda et al. note).  torch's fused kernel, for autograd;
-    the measures use :func:`cross_entropy`, always float64."""
+    the measures use :func:`cross_entropy`, always float64.  ``loss`` (``RunConfig.loss``):
+    "softmax" (cross-entropy) or "stablemax" (:func:`~grokinterp.measures.stablemax.
+    stablemax_cross_entropy`, the same negative log-likelihood with StableMax)."""
+    if loss == "stablemax":
+        return stablemax_cross_entropy(logits.to(dtype), labels)
     return F.cross_entropy(logits.to(dtype), labels)
 
 

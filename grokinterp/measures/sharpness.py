@@ -134,7 +134,9 @@ def train_loss_sharpness(
     def loss(flat: torch.Tensor) -> torch.Tensor:
         parts = flat.split(sizes)
         weights = {**fixed, **{k: t.view(s) for k, t, s in zip(keys, parts, shapes, strict=True)}}
-        logits = last_position(weights, a, b, cfg.n_heads, cfg.act_fn).logits  # (N, p)
+        logits = last_position(
+            weights, a, b, cfg.n_heads, cfg.act_fn, attn_coeff=cfg.attn_coeff
+        ).logits  # (N, p)
         return cross_entropy(logits, labels)
 
     return top_hessian_eigenvalue(loss, theta, tol, max_iter, seed)

@@ -39,6 +39,12 @@ from grokinterp.plots.curves import (
     spectrum_heatmap,
     weight_norm_decay,
 )
+from grokinterp.plots.mechanisms import (
+    MECHANISM_PANELS,
+    mechanism_curves,
+    sweep_mechanism_curves,
+    timing_curves,
+)
 from grokinterp.plots.style import (
     FONT,
     HEIGHT,
@@ -51,6 +57,7 @@ from grokinterp.plots.style import (
 
 __all__ = [
     "FONT",
+    "MECHANISM_PANELS",
     "HEIGHT",
     "PALETTE",
     "PHASE_NAMES",
@@ -67,6 +74,7 @@ __all__ = [
     "loss_curves",
     "measure_series",
     "measure_wide",
+    "mechanism_curves",
     "metric_curves",
     "neuron_clusters",
     "neuron_picture",
@@ -75,5 +83,7 @@ __all__ = [
     "sharpness_curve",
     "spectrum_bar",
     "spectrum_heatmap",
+    "sweep_mechanism_curves",
+    "timing_curves",
     "weight_norm_decay",
 ]

@@ -62,6 +62,16 @@ BOUNDARIES = ("T_mem", "T_grok", "memorisation_end", "circuit_formation_end", "c
 NORM_AT = ("T_mem", "memorisation_end", "T_grok", "cleanup_end")
 FINAL = ("train_loss", "test_loss", "train_acc", "test_acc")
 TOY_COLUMNS = ("bound", "t_generalise", "T_grok_0.9")  # NaN for transformer runs
+# The last checkpoint's mechanism measures (summary.json "mechanism"; docs/measures.md),
+# as columns final_<name>, beside the run's class pizza_class (also read there)
+MECHANISM = (
+    "gradient_symmetricity",
+    "distance_irrelevance",
+    "softmax_collapse",
+    "logit_scale",
+    "neuron_ipr",
+    "phase_alignment",
+)
 
 
 def _epoch(entry: Any) -> float:
@@ -121,6 +131,11 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
     if "family" not in summary:  # a transformer run: no toy columns
         for column in TOY_COLUMNS:
             del row[column]
+    mechanism = summary.get("mechanism") or {}  # absent in summaries written before it
+    row["pizza_class"] = mechanism.get("pizza_class") or ""
+    for name in MECHANISM:
+        value = mechanism.get(name)
+        row[f"final_{name}"] = math.nan if value is None else float(value)
     return row
 
 
@@ -169,8 +184,9 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         + [f"wnorm_{n}" for n in (*NORM_AT, "end")]
         + [f"final_{n}" for n in FINAL]
         + (list(TOY_COLUMNS) if any(toys) else [])
+        + ["pizza_class", *(f"final_{n}" for n in MECHANISM)]
     )
-    text = ("key_freqs", "not_seen")
+    text = ("key_freqs", "not_seen", "pizza_class")
     for column in derived:  # present even when no run has been analysed
         if column not in frame:
             frame[column] = "" if column in text else math.nan
