@@ -41,3 +41,20 @@ def test_classes_column_of_a_table():
         "T_grok": [80, 2000, np.nan, np.nan, np.nan],
     })  # fmt: skip
     assert run_classes(table).tolist() == [*CLASSES, ""]
+
+
+def test_phase_diagram_colours_each_cell_by_its_most_common_class():
+    from grokinterp.plots.sweep import phase_diagram
+
+    table = pd.DataFrame({
+        "frac_train": [0.3, 0.3, 0.6, 0.6, 0.6],
+        "weight_decay": [1.0, 1.0, 1.0, 1.0, 1.0],
+        "status": ["censored", "censored", "done", "done", "done"],
+        "T_mem": [50, 50, 50, 50, 50],
+        "T_grok": [np.nan, np.nan, 1000, 1200, 80],
+    })  # fmt: skip
+    table["run_class"] = run_classes(table)
+    heat = phase_diagram(table, "frac_train", "weight_decay").data[0]
+    assert list(heat.z[0]) == [CLASSES.index("memorisation"), CLASSES.index("grokking")]
+    assert heat.text[0][1] == "grokking 2/3<br>delay 950"  # median of 950, 1150, 30
+    assert heat.text[0][0] == "memorisation"
