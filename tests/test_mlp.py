@@ -188,3 +188,15 @@ def test_stacked_runs_equal_single_runs(tmp_path):
         for r1, r2 in zip(m1, m2, strict=True):
             assert r1["train_loss"] == pytest.approx(r2["train_loss"], rel=1e-9)
             assert r1["test_acc"] == r2["test_acc"]
+
+
+def test_a_toy_config_written_before_the_mlp_loads_unchanged():
+    """Old toy configs lack the mlp's fields: they load with defaults that train as before,
+    and keep their run names."""
+    old = {"family": "two-layer", "dataset": "ridge", "width": 8, "m": 10, "n_train": 5,
+           "weight_decay": 0.02, "init_seed": 3}  # fmt: skip
+    cfg = ToyConfig.from_dict(old)
+    assert cfg.optimizer == "gd" and cfg.stop_after_grok == 0 and cfg.loss == "squared"
+    assert cfg.n_train_points == 5 and cfg.d_in == 10 and cfg.d_out == 1
+    assert cfg.run_name == "ridge-two-layer-n5-m10-width8-init3-wd0.02"
+    assert ToyConfig.from_dict(cfg.to_dict()) == cfg
