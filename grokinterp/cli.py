@@ -9,7 +9,7 @@ grokinterp forecast RUN [--upto EPOCH] [--calibration FILE] | forecast PATH --ev
 
 grokinterp sweep SPEC.toml [--out DIR] [--threads N] [--workers N] [--retry-failed]
 grokinterp laws SWEEP_DIR [--bootstrap N] [--seed S] [--norms MEM,POST] [--formats ...]
-grokinterp bench train|analyze|watch|sweep|ensemble|sharpness
+grokinterp bench train|analyze|watch|sweep|ensemble|sharpness|stacked
 """
 
 from __future__ import annotations
@@ -218,6 +218,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from grokinterp.bench.sweep import bench_sweep, format_bench_sweep
 
         print(format_bench_sweep(bench_sweep(ray=not args.no_ray)))
+        return 0
+    if args.what == "stacked":
+        from grokinterp.bench.stacked import STUDY_MLP, bench_stacked, format_bench_stacked
+
+        base = STUDY_MLP.replace(epochs=args.epochs or STUDY_MLP.epochs)
+        print(format_bench_stacked(bench_stacked(base)))
         return 0
     if args.what == "ensemble":
         from grokinterp.bench.ensemble import bench_ensemble, format_bench_ensemble
@@ -727,12 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench = sub.add_parser("bench", help="print speed benchmarks")
     p_bench.add_argument(
         "what",
-        choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness", "ridge"],
+        choices=["train", "analyze", "watch", "sweep", "ensemble", "sharpness", "ridge", "stacked"],
     )
     p_bench.add_argument(
         "--epochs",
         type=int,
-        help="epochs timed per loop (train: 100, ensemble: 20, ridge: 5000)",
+        help="epochs timed per loop (train: 100, ensemble: 20, ridge: 5000, stacked: 500)",
     )
     p_bench.add_argument("--no-ray", action="store_true", help="sweep: leave out the Ray way")
     p_bench.add_argument(

@@ -218,7 +218,7 @@ class ToyRun(Run):
     gives the parameters as a dict of float64 tensors."""
 
     def __init__(self, path: Path, config: ToyConfig):
-        super().__init__(path, config, train_idx=torch.arange(config.n_train))
+        super().__init__(path, config, train_idx=torch.arange(config.n_train_points))
 
     @cached_property
     def dataset(self) -> ToyData:  # type: ignore[override]
@@ -230,7 +230,12 @@ class ToyRun(Run):
 
     @property
     def end_epoch(self) -> int:
-        return self.config.epochs
+        """The epochs cap, or ``stop_after_grok`` epochs after T_grok in the metrics."""
+        cfg = self.config
+        if not cfg.stop_after_grok:
+            return cfg.epochs
+        rows = read_metrics(self.path / files.METRICS)
+        return end_epoch(cfg.stop_after_grok, cfg.epochs, first_grok_epoch(rows))
 
     @property
     def data_description(self) -> dict:

@@ -33,7 +33,8 @@ __all__ = ["ToyData", "competing_features", "make_toy_data", "ridge_data", "ridg
 class ToyData:
     """Train and test inputs and targets of a toy run, and what the data sets declare.
 
-    x_*: (N, d) float64, y_*: (N,) float64 (+-1 for a classification set).  ``blocks``
+    x_*: (N, d) float64, y_*: (N,) float64 (+-1 for a classification set; long class
+    indices for modular).  ``blocks``
     names slices of the input coordinates (competing-features: signal, memorisation), so a
     linear model's weight norm is reported per block.  ``facts``: the numbers the data
     description (data.json) records, e.g. lambda_min(Sigma) and ||theta*|| for ridge.
@@ -47,6 +48,11 @@ class ToyData:
     facts: dict[str, float] = field(default_factory=dict)
     theta_star: torch.Tensor | None = None
     sigma_diag: torch.Tensor | None = None
+    # modular: the grid indices a*p + b of the train and test pairs; sparse-parity: the
+    # relevant bits (docs/mlp.md)
+    train_idx: torch.Tensor | None = None
+    test_idx: torch.Tensor | None = None
+    relevant: tuple[int, ...] = ()
 
 
 def competing_features(n_train: int, n_test: int, d_sig: int, seed: int) -> ToyData:
@@ -117,8 +123,72 @@ def ridge_data(
                    sigma_diag=sigma)  # fmt: skip
 
 
+def one_hot_pairs(a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
+    """The mlp's input for pairs (a, b): one-hot a and one-hot b, concatenated: (N, 2p)."""
+    x = torch.zeros(len(a), 2 * p, dtype=torch.float64)
+    rows = torch.arange(len(a))
+    x[rows, a] = 1.0
+    x[rows, p + b] = 1.0
+    return x
+
+
+def modular_data(p: int, operation: str, frac_train: float, seed: int) -> ToyData:
+    """A token task of :mod:`grokinterp.tasks` as one-hot inputs: the same train/test split
+    as a transformer run with the same (p, operation, frac_train, data_seed)."""
+    from grokinterp.data import all_pairs, split_indices
+    from grokinterp.tasks import get_task
+
+    task = get_task(operation)
+    a, b = all_pairs(p)
+    labels = task.label(a, b, p)
+    train_idx, test_idx = split_indices(p, frac_train, seed, task.valid_mask(p))
+    x = one_hot_pairs(a, b, p)
+    return ToyData(
+        x[train_idx],
+        labels[train_idx],
+        x[test_idx],
+        labels[test_idx],
+        blocks={"a": (0, p), "b": (p, 2 * p)},
+        facts={"n_pairs": float(task.n_valid(p))},
+        train_idx=train_idx,
+        test_idx=test_idx,
+    )
+
+
+def parity_relevant(n_bits: int, k: int, seed: int) -> tuple[int, ...]:
+    """The k relevant bits of a sparse-parity set, sorted, drawn from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(sorted(torch.randperm(n_bits, generator=generator)[:k].tolist()))
+
+
+def sparse_parity(n_bits: int, k: int, n_train: int, n_test: int, seed: int) -> ToyData:
+    """Inputs uniform on {-1, +1}^n_bits; the label is the product of the k relevant bits
+    (their parity, as +-1).  Relevant bits, train and test points from one generator."""
+    relevant = parity_relevant(n_bits, k, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randint(0, 2, (n, n_bits), generator=generator).to(torch.float64) * 2 - 1
+        return x, x[:, list(relevant)].prod(dim=1)
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    return ToyData(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        facts={"frac_positive_train": float((y_train > 0).double().mean())},
+        relevant=relevant,
+    )
+
+
 def make_toy_data(cfg: ToyConfig) -> ToyData:
     """The data set of a toy config."""
+    if cfg.dataset == "modular":
+        return modular_data(cfg.p, cfg.operation, cfg.frac_train, cfg.data_seed)
+    if cfg.dataset == "sparse-parity":
+        return sparse_parity(cfg.n_bits, cfg.k_relevant, cfg.n_train, cfg.n_test, cfg.data_seed)
     if cfg.dataset == "competing-features":
         return competing_features(cfg.n_train, cfg.n_test, cfg.d_sig, cfg.data_seed)
     return ridge_data(

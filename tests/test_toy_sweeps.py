@@ -48,8 +48,8 @@ def test_a_toy_spec_expands_to_toy_configs():
     runs = spec.runs()
     assert len(runs) == 6 and all(isinstance(c, ToyConfig) for c in runs.values())
     assert runs["wd0.01-init0-data0"].weight_decay == 0.01
-    with pytest.raises(SpecError, match="unknown RunConfig field 'p'"):
-        parse_spec({"base": {"family": "linear", "p": 7}})
+    with pytest.raises(SpecError, match="field 'colour'"):
+        parse_spec({"base": {"family": "linear", "colour": 7}})
     with pytest.raises(SpecError, match="weight_decay"):
         parse_spec({"base": {"family": "linear"}, "grid": {"weight_decay": [-1.0]}})
 
@@ -57,7 +57,7 @@ def test_a_toy_spec_expands_to_toy_configs():
 def test_the_table_of_toy_runs_holds_the_bound_beside_the_measured_time(ridge_sweep):
     table = load_sweep(ridge_sweep)
     assert set(table["status"]) == {"done"}
-    assert "p" not in table and {"family", "m", "bound", "t_generalise"} <= set(table)
+    assert "d_model" not in table and {"family", "m", "bound", "t_generalise"} <= set(table)
     np.testing.assert_array_equal(table["t_generalise"], table["T_grok"])
     from grokinterp.decay_law import ridge_bound
 

@@ -36,7 +36,7 @@ def small_ridge(**kw) -> ToyConfig:
 
 
 def test_registry_declares_each_family():
-    assert set(FAMILIES) == {"transformer", "linear", "random-features", "two-layer"}
+    assert set(FAMILIES) == {"transformer", "linear", "random-features", "two-layer", "mlp"}
     assert get_family("transformer").measures is None  # every measure; the task decides
     for name in ("linear", "random-features", "two-layer"):
         family = get_family(name)
@@ -47,7 +47,7 @@ def test_registry_declares_each_family():
     assert get_family("random-features").trained(cfg) == ("a",)
     assert get_family("two-layer").trained(cfg.replace(family="two-layer")) == ("W", "a")
     with pytest.raises(ConfigError, match="family must be one of"):
-        get_family("mlp")
+        get_family("cnn")
 
 
 def test_transformer_family_is_the_model_of_today():
@@ -109,7 +109,7 @@ def test_toy_config_round_trips_and_names_itself():
     assert config_from_dict(cfg.to_dict()) == cfg
     assert cfg.run_name == "ridge-linear-init3-wd0.02"
     with pytest.raises(ConfigError, match="unknown ToyConfig field"):
-        ToyConfig.from_dict({"family": "linear", "p": 7})
+        ToyConfig.from_dict({"family": "linear", "d_model": 7})
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -309,9 +309,9 @@ def test_cli_trains_a_toy_config_and_refuses_transformer_fields(tmp_path, capsys
     config.write_text(small_ridge(epochs=20).to_json())
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert load_run(tmp_path / "r").metrics["epoch"][-1] == 20
-    assert main(["train", "--config", str(config), "--p", "7", "--quiet"]) != 0
+    assert main(["train", "--config", str(config), "--d-model", "64", "--quiet"]) != 0
     err = capsys.readouterr().err
-    assert "unknown ToyConfig field(s) ['p']" in err and len(err.strip().splitlines()) == 1
+    assert "unknown ToyConfig field(s) ['d_model']" in err and len(err.strip().splitlines()) == 1
 
 
 def test_toy_measures_are_the_declared_ones():

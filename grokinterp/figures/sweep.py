@@ -32,6 +32,7 @@ from grokinterp.plots.laws import law_figures
 from grokinterp.plots.mechanisms import sweep_mechanism_curves
 from grokinterp.plots.sweep import (
     accuracy_loss_curves,
+    phase_diagram,
     swept_fields,
     t_grok_heatmap,
     t_grok_vs_field,
@@ -138,6 +139,7 @@ def draw_sweep_figures(
     if len(finished):
         if len(axes) >= 2:
             figures["t_grok_heatmap"] = t_grok_heatmap(finished, axes[0], axes[1])
+            figures["phase_diagram"] = phase_diagram(finished, axes[0], axes[1])
         for field in axes:
             other = next((f for f in axes if f != field), None)
             figures[f"t_grok_vs_{field}"] = t_grok_vs_field(finished, field, other)

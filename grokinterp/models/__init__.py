@@ -10,11 +10,12 @@ Like the task registry (:mod:`grokinterp.tasks`), each :class:`ModelFamily` decl
 ``transformer`` is the default family: the one-layer transformer of
 :mod:`grokinterp.model` with its fast path and TransformerLens hooks, configured by
 :class:`grokinterp.config.RunConfig`.  The toy families of the seeds (``linear``,
-``random-features``, ``two-layer``; one module each) are configured by
+``random-features``, ``two-layer``; one module each) and the ``mlp`` of the token tasks
+(modular arithmetic as one-hot pairs, sparse parity; docs/mlp.md) are configured by
 :class:`grokinterp.models.config.ToyConfig`.  Definitions: docs/toys.md.
 
 >>> sorted(FAMILIES)
-['linear', 'random-features', 'transformer', 'two-layer']
+['linear', 'mlp', 'random-features', 'transformer', 'two-layer']
 >>> get_family("linear").skip_reason("embed_freq_norm")[:40]
 'needs token embeddings, attention or a F'
 """
@@ -73,11 +74,17 @@ def normal(generator: torch.Generator, *shape: int, std: float = 1.0) -> torch.T
 
 
 def _registry() -> dict[str, ModelFamily]:
-    from grokinterp.models import linear, random_features, transformer, two_layer
+    from grokinterp.models import linear, mlp, random_features, transformer, two_layer
 
     return {
         f.name: f
-        for f in (transformer.FAMILY, linear.FAMILY, random_features.FAMILY, two_layer.FAMILY)
+        for f in (
+            transformer.FAMILY,
+            linear.FAMILY,
+            random_features.FAMILY,
+            two_layer.FAMILY,
+            mlp.FAMILY,
+        )  # fmt: skip
     }
 
 

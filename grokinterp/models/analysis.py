@@ -57,6 +57,8 @@ def block_norms(params: dict[str, torch.Tensor], trained: tuple[str, ...],
     """
     out = {"total": float(sum((params[k] ** 2).sum() for k in trained))}
     for name, value in params.items():
+        if name not in trained and value.dim() == 0:
+            continue  # a flag (the mlp's activation), not a weight
         out[name] = float((value**2).sum())
     if "w" in params:
         for block, (lo, hi) in blocks.items():
@@ -64,9 +66,51 @@ def block_norms(params: dict[str, torch.Tensor], trained: tuple[str, ...],
     return out
 
 
+def _has_basis(cfg) -> bool:
+    from grokinterp.tasks import get_task
+
+    return cfg.dataset == "modular" and get_task(cfg.operation).basis(cfg.p) is not None
+
+
+def _mlp_values(run: ToyRun, params: dict, key_freqs) -> list[tuple[str, str, float]]:
+    """The mlp's Fourier (modular) or parity (sparse-parity) measures at one checkpoint."""
+    from grokinterp.measures.mlp import mlp_fourier, parity_measures
+
+    cfg, data = run.config, run.dataset
+    if cfg.dataset == "sparse-parity":
+        out = parity_measures(params, data.relevant, data.x_test, data.y_test)
+        return [(name, SCALAR, out[name]) for name in
+                ("relevant_weight_frac", "restricted_loss", "excluded_loss")]  # fmt: skip
+    if not _has_basis(cfg):
+        return []
+    out = mlp_fourier(params, cfg.p, cfg.operation, data.train_idx, data.test_idx, key_freqs)
+    values = [("n_key_freqs", SCALAR, float(out["n_key_freqs"])),
+              ("gini_embed", SCALAR, out["gini_embed"])]  # fmt: skip
+    counts, spectrum = out["neurons_per_freq"], out["embed_freq_norm"]
+    values += [("neurons_per_freq", str(k), float(counts[k])) for k in range(1, len(counts))]
+    values += [("embed_freq_norm", str(k), float(spectrum[k])) for k in range(1, len(spectrum))]
+    values += [("restricted_loss", k, v) for k, v in out["restricted_loss"].items()]
+    values += [("excluded_loss", k, v) for k, v in out["excluded_loss"].items()]
+    return values
+
+
+def mlp_key_freqs(run: ToyRun) -> list[int] | None:
+    """The key frequencies of an mlp run on a modular task: those owning neurons at its
+    last checkpoint (held fixed for the restricted and excluded loss at every checkpoint,
+    as the transformer's); None for any other run."""
+    from grokinterp.measures.mlp import mlp_fourier
+
+    cfg, data = run.config, run.dataset
+    if cfg.family != "mlp" or not _has_basis(cfg) or not run.epochs:
+        return None
+    params = run.model_at(run.epochs[-1])
+    return mlp_fourier(params, cfg.p, cfg.operation, data.train_idx, data.test_idx)["key_freqs"]
+
+
 def toy_table(run: ToyRun) -> pd.DataFrame:
     cfg, data, family = run.config, run.dataset, run.family
     trained = family.trained(cfg)
+    key_freqs = mlp_key_freqs(run)
     rows = []
     for epoch in run.epochs:
         params = run.model_at(epoch)
@@ -83,6 +127,8 @@ def toy_table(run: ToyRun) -> pd.DataFrame:
         ]
         norms = block_norms(params, trained, data.blocks)
         values += [("weight_norm_sq", key, v) for key, v in norms.items()]
+        if cfg.family == "mlp":
+            values += _mlp_values(run, params, key_freqs)
         rows += [(epoch, m, k, v) for m, k, v in values]
     return pd.DataFrame(rows, columns=["epoch", "measure", "key", "value"])
 
@@ -118,6 +164,27 @@ def _jsonable(value):
     return value
 
 
+def _mlp_summary(run: ToyRun, at_last: pd.DataFrame) -> dict:
+    """The mlp's measures at the last checkpoint: key frequencies, restricted/excluded loss
+    (modular), relevant weight fraction (sparse-parity)."""
+    cfg = run.config
+    pick = {(m, k): v for m, k, v in zip(at_last["measure"], at_last["key"], at_last["value"],
+                                         strict=True)}  # fmt: skip
+    out: dict = {"kind": f"mlp on {cfg.dataset}", "activation": cfg.activation}
+    if cfg.dataset == "sparse-parity":
+        out["relevant"] = list(run.dataset.relevant)
+        for name in ("relevant_weight_frac", "restricted_loss", "excluded_loss"):
+            out[name] = pick.get((name, SCALAR))
+        return out
+    out["key_frequencies"] = mlp_key_freqs(run) or []
+    out["restricted_loss"] = pick.get(("restricted_loss", "all"))
+    out["excluded_loss"] = pick.get(("excluded_loss", "all"))
+    out["gini_embed"] = pick.get(("gini_embed", SCALAR))
+    if not _has_basis(cfg):
+        out["reason"] = f"operation {cfg.operation!r} has no Fourier basis"
+    return out
+
+
 def analyze_toy(run: ToyRun, acc_threshold: float = 0.99) -> tuple[pd.DataFrame, dict]:
     """The table and summary of a toy run, written to analysis.csv and summary.json."""
     cfg = run.config
@@ -141,7 +208,10 @@ def analyze_toy(run: ToyRun, acc_threshold: float = 0.99) -> tuple[pd.DataFrame,
         return float(v.iloc[0]) if len(v) else None
 
     norms_last = at_last[at_last["measure"] == "weight_norm_sq"]
-    skipped = {n: run.family.skip_text for n in ANALYSES if n not in TOY_MEASURES}
+    measures = run.family.measures or TOY_MEASURES
+    skipped = {n: run.family.skip_text for n in ANALYSES if n not in measures}
+    if cfg.family == "mlp":
+        extra["mlp"] = _mlp_summary(run, at_last)
     summary = {
         "run": str(run.path),
         "run_name": cfg.run_name,
@@ -152,7 +222,7 @@ def analyze_toy(run: ToyRun, acc_threshold: float = 0.99) -> tuple[pd.DataFrame,
         "first_epoch": run.epochs[0],
         "final_epoch": last,
         "run_complete": run.is_complete,
-        "key_frequencies": [],
+        "key_frequencies": (extra.get("mlp") or {}).get("key_frequencies", []),
         "phases": phases,
         "cleanup_seen": False,  # no circuit, so no cleanup to see (docs/runs-csv.md)
         "not_seen": dict.fromkeys(
@@ -175,7 +245,7 @@ def analyze_toy(run: ToyRun, acc_threshold: float = 0.99) -> tuple[pd.DataFrame,
         "settings": {
             "config": cfg.to_dict(),
             "acc_threshold": acc_threshold,
-            "measures": list(TOY_MEASURES),
+            "measures": list(measures),
             "skipped_measures": skipped,
         },
         "table": files.ANALYSIS_TABLE,

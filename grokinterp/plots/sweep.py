@@ -225,3 +225,49 @@ def t_grok_vs_field(table: pd.DataFrame, field: str, color_by: str | None = None
     fig.update_yaxes(title_text="T_grok (epoch)", type="log")
     style_figure(fig, f"T_grok against {field}")
     return fig
+
+
+CLASS_COLORS = {"comprehension": "#2ca02c", "grokking": "#1f77b4", "memorisation": "#ff7f0e",
+                "confusion": "#d62728"}  # fmt: skip
+
+
+def phase_diagram(table: pd.DataFrame, x: str, y: str) -> go.Figure:
+    """Liu et al.'s phase diagram over two swept fields: each cell coloured by its runs'
+    most common class (``run_class``), with the median T_grok - T_mem of its generalising
+    runs written in it (and the share of runs in that class when the seeds disagree)."""
+    from grokinterp.run_classes import CLASSES
+
+    finished = table[table["run_class"].astype(str) != ""]
+    xs, ys = _sorted_values(finished[x]), _sorted_values(finished[y])
+    z = np.full((len(ys), len(xs)), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    for (xv, yv), group in finished.groupby([x, y], sort=False):
+        i, j = ys.index(yv), xs.index(xv)
+        counts = group["run_class"].value_counts()
+        top = max(CLASSES, key=lambda c: (counts.get(c, 0), -CLASSES.index(c)))
+        z[i, j] = CLASSES.index(top)
+        share = "" if counts[top] == len(group) else f" {counts[top]}/{len(group)}"
+        delay = (group["T_grok"] - group["T_mem"]).dropna()
+        text[i][j] = (
+            top + share + (f"<br>delay {float(np.median(delay)):.0f}" if len(delay) else "")
+        )
+    n = len(CLASSES)
+    scale = []
+    for k, name in enumerate(CLASSES):  # one flat band of colour per class index
+        scale += [[k / n, CLASS_COLORS[name]], [(k + 1) / n, CLASS_COLORS[name]]]
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, zmin=-0.5, zmax=n - 0.5,
+            text=text, texttemplate="%{text}", colorscale=scale, xgap=2, ygap=2,
+            colorbar={"tickvals": list(range(n)), "ticktext": list(CLASSES),
+                      "title": {"text": "class"}},
+            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>%{{text}}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text=x, type="category")
+    fig.update_yaxes(title_text=y, type="category")
+    fig.update_layout(plot_bgcolor="#eeeeee")
+    style_figure(
+        fig, f"Phase diagram over {x} and {y} (Liu et al. classes; delay = T_grok - T_mem)"
+    )
+    return fig

@@ -30,6 +30,9 @@ T_grok_0.9                  time to generalise (linear ridge GD runs), the measu
                             test accuracy 0.9 (classification sets)
 wall_s, disk_bytes          the run's wall time (last attempt) and its folder's size
 problem                     why a run's files could not be read (else empty)
+run_class                   Liu et al.'s class: comprehension, grokking, memorisation or
+                            confusion (grokinterp.run_classes, docs/run-classes.md); empty
+                            for an unfinished or failed run
 ==========================  ==============================================================
 
 A damaged run directory is named in a warning and in ``problem``; the others are still
@@ -51,6 +54,7 @@ from grokinterp import files
 from grokinterp.analysis import read_table
 from grokinterp.config import ConfigError, RunConfig
 from grokinterp.models.config import ToyConfig, config_from_dict, is_toy
+from grokinterp.run_classes import run_classes
 from grokinterp.storage import RunFileError, atomic_write_text, read_json
 from grokinterp.sweep.manifest import FINISHED, RUNS_TABLE, read_manifest, run_dir
 
@@ -198,6 +202,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["grokked"] = frame["grokked"].astype(bool)
     frame["cleanup_seen"] = frame["cleanup_seen"].fillna(False).astype(bool)
+    frame["run_class"] = run_classes(frame)  # Liu et al.'s class (grokinterp.run_classes)
     return frame
 
 
