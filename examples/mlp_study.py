@@ -1,4 +1,4 @@
-"""The numbers of experiment (m) (docs/experiments.md): per task and pooled, the run counts
+"""The numbers of experiment (p) (docs/experiments.md): per task and pooled, the run counts
 and classes, laws (a) and (b) with bootstrap CIs and R^2, the seed spread and the R^2
 ceiling it sets, from the tables of runs of the three study sweeps.
 

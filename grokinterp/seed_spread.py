@@ -11,7 +11,7 @@ seeds, with y the quantity the law fits (ln(delay) for law (a), the delay for la
 
 the R^2 of the best possible function of the setting (each setting's mean).  A law whose
 input varies per run (law (b) reads each run's weight norms) is not bound by it.
-Definitions: docs/laws.md and docs/experiments.md, "(m) The delay law at scale: MLPs,
+Definitions: docs/laws.md and docs/experiments.md, "(p) The delay law at scale: MLPs,
 sparse parity and phase diagrams".
 
 >>> import pandas as pd

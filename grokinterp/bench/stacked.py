@@ -21,7 +21,7 @@ from grokinterp.models.train import train_toy
 __all__ = ["STUDY_MLP", "bench_stacked", "format_bench_stacked"]
 
 # The mlp of the study (docs/experiments.md,
-# "(m) The delay law at scale: MLPs, sparse parity and phase diagrams").
+# "(p) The delay law at scale: MLPs, sparse parity and phase diagrams").
 STUDY_MLP = ToyConfig(family="mlp", dataset="modular", p=31, operation="add", frac_train=0.6,
                       width=64, activation="quadratic", optimizer="adamw", lr=0.01,
                       weight_decay=1.0, epochs=500, eval_every=10,
