@@ -439,6 +439,7 @@ def _sweep_of_phases(folder: Path, runs: dict) -> Path:
                     if phases[k].inputs.get("not_seen")
                 },
                 "final": {"test_loss": float(curves["test_loss"][1][-1])},
+                "mechanism": {"pizza_class": "clock"},  # read at the last checkpoint
             },
         )
         pairs = zip(norm[0].tolist(), norm[1].tolist(), strict=True)
@@ -473,10 +474,13 @@ def test_runs_csv_columns_do_not_move_with_the_stop_on_the_default_schedule(tmp_
     assert "cleanup_end:" in cut["not_seen"] and "circuit_formation_end:" in cut["not_seen"]
     for column in blank:
         assert pd.isna(cut[column]), column
+    # the clock/pizza class, read at the last checkpoint, is given only once cleanup is seen
+    assert full["pizza_class"] == two["pizza_class"] == "clock"
+    assert cut["pizza_class"] == "" and "pizza_class: read before cleanup" in cut["not_seen"]
     # ... and every other column is the complete run's, for the cut run and a run stopped
     # two delays after T_grok (the wd x lr sweep's stop), which sees everything
     for column in table.columns:
-        if column in at_end | {"not_seen", "cleanup_seen", "key_freqs"} | blank:
+        if column in at_end | {"not_seen", "cleanup_seen", "key_freqs", "pizza_class"} | blank:
             continue
         for run in (cut, two):
             same = (pd.isna(full[column]) and pd.isna(run[column])) or full[column] == run[column]

@@ -136,7 +136,13 @@ def _analysis_columns(path: Path) -> dict[str, Any]:
         for column in TOY_COLUMNS:
             del row[column]
     mechanism = summary.get("mechanism") or {}  # absent in summaries written before it
-    row["pizza_class"] = mechanism.get("pizza_class") or ""
+    # the class is read at the last checkpoint, so only a run that saw its cleanup end has
+    # one that its stop cannot move (docs/phases.md); otherwise blank, with the reason
+    row["pizza_class"] = (mechanism.get("pizza_class") or "") if seen else ""
+    if mechanism.get("pizza_class") and not seen:
+        row["not_seen"] = " | ".join(
+            filter(None, [row["not_seen"], "pizza_class: read before cleanup was seen to end"])
+        )
     for name in MECHANISM:
         value = mechanism.get(name)
         row[f"final_{name}"] = math.nan if value is None else float(value)
