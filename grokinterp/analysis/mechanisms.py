@@ -53,7 +53,7 @@ def _distance_irrelevance(ck: Checkpoints) -> dict[str, torch.Tensor]:
     return {SCALAR: distance_irrelevance(correct, ck.cfg.p)}
 
 
-@register("gradient_symmetricity")
+@register("gradient_symmetricity", version=2)  # 2: 128 triples (were 512)
 def _gradient_symmetricity(ck: Checkpoints) -> dict[str, torch.Tensor]:
     cfg = ck.cfg
     triples = sample_triples(cfg.p)  # (N, 3): a, b, c

@@ -42,7 +42,7 @@ CLASS_RULE = (
     f"distance irrelevance < {DIST_IRR_THRESHOLD}; mixed otherwise; read at the last "
     f"checkpoint, and only for a run whose final test accuracy is >= 0.99 (else none)"
 )
-N_TRIPLES = 512  # gradient symmetricity: random (a, b, c) triples (the reference uses 100)
+N_TRIPLES = 128  # gradient symmetricity: random (a, b, c) triples (the reference uses 100)
 
 
 def distance_irrelevance(correct_logits: torch.Tensor, p: int) -> torch.Tensor:
