@@ -128,7 +128,12 @@ CALIBRATION = Calibration(
 
 class NotYetError(OptionError):
     """The data up to ``upto`` cannot support a forecast yet (the message says why); a later
-    ``upto`` may."""
+    ``upto`` may.  ``upto`` (the last checkpoint read) and ``t_mem`` (None before it) say
+    where the data ended."""
+
+    def __init__(self, message: str, *, upto: int | None = None, t_mem: int | None = None):
+        super().__init__(message)
+        self.upto, self.t_mem = upto, t_mem
 
 
 class NotMemorisedError(NotYetError):
@@ -353,7 +358,8 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
     if mem is None:
         raise NotMemorisedError(
             f"{run.path.name}: not memorised by epoch {upto} (train accuracy below {ACC} at "
-            f"every eval epoch), so there is no plateau to forecast from; try a later --upto"
+            f"every eval epoch), so there is no plateau to forecast from; try a later --upto",
+            upto=upto,
         )
     if grok is not None:
         return out
@@ -434,14 +440,9 @@ def forecast_or_not_yet(
     try:
         return forecast_t_grok(run, upto, calibration, n_boot, seed)
     except NotYetError as err:
-        seen = max(e for e in run.epochs if upto is None or e <= upto)
-        m = _metrics_upto(run, seen)
-        mem = None
-        if not isinstance(err, NotMemorisedError):
-            mem = t_mem(*_finite(m["epoch"], m["train_acc"]), threshold=ACC).epoch
         return Forecast(
-            status="not yet", t_grok=None, low=None, high=None, upto=seen, t_mem=mem,
-            reason=str(err),
+            status="not yet", t_grok=None, low=None, high=None, upto=err.upto,
+            t_mem=err.t_mem, reason=str(err),
         )  # fmt: skip
 
 
@@ -449,17 +450,21 @@ def _forecast_plateau(
     curves: dict, calibration: Calibration, n_boot: int, seed: int = 0
 ) -> Forecast:
     """:func:`forecast_from_curves` on a :func:`plateau_curves` dict, with its key freqs."""
-    found = forecast_from_curves(
-        curves["epochs"],
-        curves["restricted_loss"],
-        curves["weight_norm_sq"],
-        curves["t_mem"],
-        curves["peak_norm_sq"],
-        upto=curves["upto"],
-        calibration=calibration,
-        n_boot=n_boot,
-        seed=seed,
-    )
+    try:
+        found = forecast_from_curves(
+            curves["epochs"],
+            curves["restricted_loss"],
+            curves["weight_norm_sq"],
+            curves["t_mem"],
+            curves["peak_norm_sq"],
+            upto=curves["upto"],
+            calibration=calibration,
+            n_boot=n_boot,
+            seed=seed,
+        )
+    except NotYetError as err:  # where the data ended, for forecast_or_not_yet
+        err.upto, err.t_mem = curves["upto"], curves["t_mem"]
+        raise
     return Forecast(**{**asdict(found), "key_freqs": curves["key_freqs"]})
 
 
