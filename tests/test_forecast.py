@@ -95,16 +95,17 @@ def _fake_run(tmp_path, rows):
     return run
 
 
+# metrics of a fake run that memorises at epoch 40 and groks at 60 (checkpoints 0-60 by 20)
+MEMORISES_AT_40_GROKS_AT_60 = [
+    {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
+    {"epoch": 20, "test_loss": 3.0, "train_acc": 0.5, "test_acc": 0.1},
+    {"epoch": 40, "test_loss": 4.0, "train_acc": 1.0, "test_acc": 0.2},
+    {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
+]
+
+
 def test_refuses_before_memorisation_and_reports_already_grokked(tmp_path):
-    run = _fake_run(
-        tmp_path,
-        [
-            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
-            {"epoch": 20, "test_loss": 3.0, "train_acc": 0.5, "test_acc": 0.1},
-            {"epoch": 40, "test_loss": 4.0, "train_acc": 1.0, "test_acc": 0.2},
-            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
-        ],
-    )
+    run = _fake_run(tmp_path, MEMORISES_AT_40_GROKS_AT_60)
     with pytest.raises(NotMemorisedError, match="not memorised by epoch 20"):
         forecast_t_grok(run, upto=20)
     with pytest.raises(NotMemorisedError, match="not memorised by epoch 20"):
@@ -119,15 +120,7 @@ def test_refuses_before_memorisation_and_reports_already_grokked(tmp_path):
 
 
 def test_not_yet_is_an_answer_with_its_reason(tmp_path):
-    run = _fake_run(
-        tmp_path,
-        [
-            {"epoch": 0, "test_loss": 2.4, "train_acc": 0.1, "test_acc": 0.1},
-            {"epoch": 20, "test_loss": 3.0, "train_acc": 0.5, "test_acc": 0.1},
-            {"epoch": 40, "test_loss": 4.0, "train_acc": 1.0, "test_acc": 0.2},
-            {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
-        ],
-    )
+    run = _fake_run(tmp_path, MEMORISES_AT_40_GROKS_AT_60)
     early = forecast_or_not_yet(run, upto=39)  # data end at the checkpoint at 20
     assert (early.status, early.t_grok, early.low, early.upto, early.t_mem) == (
         "not yet", None, None, 20, None,
