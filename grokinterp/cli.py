@@ -425,12 +425,11 @@ def _parse_fractions(text: str) -> tuple[float, ...]:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from grokinterp import files
     from grokinterp.figures import write_evaluation
     from grokinterp.forecast import (
         CALIBRATION,
+        FRACTIONS,
         Calibration,
         calibrate_forecast,
         evaluate_forecast,
@@ -452,7 +451,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         return 0
     if args.upto is not None:
         raise CliError(f"--upto is for one run; --{modes[0]} cuts every run itself")
-    fractions = _parse_fractions(args.fractions or "0.3333333333333333,0.5")
+    fractions = _parse_fractions(args.fractions) if args.fractions else FRACTIONS
     out = Path(args.out) if args.out else Path(args.path)
     if args.calibrate:
         if args.leave_out or args.calibration:
@@ -460,11 +459,11 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         found = calibrate_forecast(args.path, fractions=fractions)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / files.FORECAST_CALIBRATION, found.to_dict())
-        r, c = found.restricted_ratio, found.critical_norm
+        model = found.model()
         print(
-            f"{len(r)} cuts: restricted_ratio median {np.median(r):.3f} "
-            f"[{min(r):.3f}, {max(r):.3f}], critical_norm median {np.median(c):.3f} "
-            f"[{min(c):.3f}, {max(c):.3f}]"
+            f"{len(found.cuts)} cuts of {found.n_runs} runs: k restricted "
+            f"{model.k['restricted']:.3f}, k test loss {model.k['test_loss']:.3f}; mean squared "
+            f"log error {model.sq_error['restricted']:.4f} and {model.sq_error['test_loss']:.4f}"
         )
         print(
             f"wrote {out / files.FORECAST_CALIBRATION}; use it with 'grokinterp forecast RUN "
@@ -479,7 +478,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     written = write_evaluation(evaluation, out, formats=tuple(args.formats.split(",")))
     for row in evaluation["runs"]:
         if row.get("forecast") is None:
-            print(f"  {row['run']} f={row['fraction']:.3g}: no forecast ({row.get('error')})")
+            print(f"  {row['run']} f={row['fraction']:.3g}: not yet ({row.get('error')})")
             continue
         print(
             f"  {row['run']} f={row['fraction']:.3g} (upto {row['upto']}): forecast "
@@ -492,7 +491,10 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         shown = "-" if err is None else f"{err:.1%}"
         cover = evaluation["coverage"][f]
         inside = "-" if cover is None else f"{cover:.0%}"
-        print(f"median relative error at f = {f}: {shown} (T_grok inside the interval: {inside})")
+        print(
+            f"median relative error at f = {f}: {shown} (T_grok inside the interval: {inside}; "
+            f"{evaluation['n_forecast'][f]} forecasts, {evaluation['n_not_yet'][f]} not yet)"
+        )
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
@@ -653,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluate", action="store_true", help="cut every grokked run early and compare"
     )
     p_forecast.add_argument(
-        "--fractions", help="--evaluate: cut fractions f, comma-separated (default 1/3,1/2)"
+        "--fractions",
+        help="--evaluate/--calibrate: cut fractions f, comma-separated (default 1/4,1/3,1/2)",
     )
     p_forecast.add_argument(
         "--calibrate",

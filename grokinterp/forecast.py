@@ -10,15 +10,26 @@ The method (docs/forecast.md) uses only the checkpoints and metrics up to an epo
 3. Restricted-loss trend.  Key frequencies are those of the embedding at ``upto`` (the
    ``n_key_freqs`` largest frequency norms of W_E, :data:`N_KEY_FREQS` = 4); the
    restricted loss with them is computed at (at most :data:`MAX_POINTS`) plateau
-   checkpoints.  It falls about linearly in the plateau; a straight-line fit gives the
-   epoch ``t_zero`` where it would reach 0, and
-   ``T_R = T_mem + r (t_zero - T_mem)``, with ``r`` calibrated (:data:`CALIBRATION`).
-4. Weight-norm contraction.  log(sum of squared weights) is fitted by a straight line over
-   the plateau (rate ``rate`` per epoch) and extrapolated to ``c`` times its peak after
-   T_mem: ``T_N`` is where the fitted line reaches ``log(c * peak)``, ``c`` calibrated.
-5. The forecast is the mean of T_R and T_N.  The interval: a bootstrap that resamples the
-   plateau checkpoints and draws ``r`` and ``c`` from their calibration values; the
-   5th and 95th percentiles of the bootstrapped forecasts.
+   checkpoints and fitted by a straight line over the whole plateau; ``t_zero`` is where
+   it would reach 0, and ``T_R = T_mem + k_R (t_zero - T_mem)``.
+4. Test-loss trend.  The log test loss (metrics.csv) over the latest half of the plateau
+   (:data:`RECENT`) is fitted by a straight line; ``t_test`` is where it would reach
+   :data:`TEST_LOSS_LEVEL` (log test loss 0, a test loss of 1), and
+   ``T_L = upto + k_L (t_test - upto)``.
+5. The constants ``k_R`` and ``k_L`` come from a :class:`Calibration`: grokked runs cut
+   early, each cut stored with its raw estimates (``t_zero``, ``t_test``) and its true
+   T_grok.  ``k`` is the median ratio that maps a raw estimate to T_grok.  The forecast is
+   the weighted geometric mean of T_R and T_L, each weighted by the inverse of its squared
+   log error on the calibration cuts, corrected by the combination's median log error
+   there.
+6. The interval is a prediction interval from the calibration: the combination's log
+   errors on the calibration cuts have spread ``s`` over ``n`` runs, and the interval is
+   the forecast times ``exp(+-t s sqrt(1 + 1/n))``, ``t`` the Student-t quantile with
+   ``n - 1`` degrees of freedom: widened for the few runs a calibration has.
+7. "Not yet" (:class:`NotYetError`): not memorised, fewer than :data:`MIN_POINTS`
+   plateau checkpoints, a restricted loss that is not falling, or two estimates that
+   each carry at least :data:`MIN_WEIGHT` of the weight and whose delays (T - T_mem)
+   differ by more than :data:`DISAGREE` times.
 
 :func:`forecast_from_curves` is the arithmetic on arrays; :func:`forecast_t_grok` reads a
 run; :func:`evaluate_forecast` cuts grokked runs early and compares.
@@ -43,15 +54,16 @@ from grokinterp.run import Run, find_runs, load_run
 __all__ = [
     "CALIBRATION",
     "Calibration",
+    "CalibrationCut",
     "Forecast",
     "NotMemorisedError",
     "NotYetError",
     "calibrate_forecast",
-    "calibration_from_curves",
     "evaluate_forecast",
     "forecast_from_curves",
     "forecast_or_not_yet",
     "forecast_t_grok",
+    "raw_estimates",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,71 +71,15 @@ log = logging.getLogger(__name__)
 ACC = ACC_THRESHOLD  # the accuracy of T_mem and T_grok
 N_KEY_FREQS = 4  # embedding frequencies the restricted loss keeps
 MAX_POINTS = 40  # plateau checkpoints at most whose restricted loss is computed
-MIN_POINTS = 5  # plateau checkpoints at least for a forecast
+MIN_POINTS = 5  # plateau checkpoints at least for a forecast (and logged test losses)
+RECENT = 0.5  # the latest share of the plateau the test-loss slope is fitted on
+TEST_LOSS_LEVEL = 0.0  # the log test loss the test-loss trend is extrapolated to
+MIN_WEIGHT = 0.1  # an estimate with less weight takes no part in the disagreement rule
+DISAGREE = 2.0  # delays (T - T_mem) of two estimates further apart than this: not yet
 LEVEL = 0.9  # the interval's coverage
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The two constants of the method, each as the values seen on calibration runs.
-
-    restricted_ratio: (T_grok - T_mem) / (t_zero - T_mem), the restricted loss's linear
-    zero crossing scaled to T_grok.  critical_norm: the plateau fit of the sum of
-    squared weights at T_grok, over its peak after T_mem.  Paired: value i of each comes
-    from the same calibration cut.  The point forecast uses their medians; the bootstrap
-    draws pairs (the two constants' errors are correlated: an early cut needs a larger
-    ratio and a smaller critical norm).
-    """
-
-    restricted_ratio: tuple[float, ...]
-    critical_norm: tuple[float, ...]
-    source: str = ""
-
-    def __post_init__(self):
-        r, c = self.restricted_ratio, self.critical_norm
-        if not r or len(r) != len(c):
-            raise OptionError(
-                f"Calibration: restricted_ratio ({len(r)} values) and critical_norm "
-                f"({len(c)}) must be non-empty and paired, one of each per calibration cut"
-            )
-        if min(r) <= 0 or not 0 < min(c) <= max(c) < 1:
-            raise OptionError(
-                f"Calibration: restricted_ratio must be > 0 and critical_norm in (0, 1), "
-                f"got {r} and {c}"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def read(cls, path: str | Path) -> Calibration:
-        """A calibration written by ``grokinterp forecast PATH --calibrate`` (JSON)."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-            return cls(
-                restricted_ratio=tuple(float(v) for v in data["restricted_ratio"]),
-                critical_norm=tuple(float(v) for v in data["critical_norm"]),
-                source=str(data.get("source", path)),
-            )
-        except FileNotFoundError:
-            raise OptionError(f"{path}: calibration file not found") from None
-        except (ValueError, KeyError, TypeError) as err:
-            raise OptionError(
-                f"{path}: not a forecast calibration ({type(err).__name__}: {err}); write one "
-                "with 'grokinterp forecast SWEEP --calibrate'"
-            ) from None
-
-
-# Calibrated on the four analysed p = 113 runs of the paper setup (docs/forecast.md):
-# add-p113-{paper-init999-data598, paper-init1-data101, paper-init2-data102,
-# native-init1-data101}, cut at T_mem + f (T_grok - T_mem) for f = 1/3 and 1/2.
-# Pairs in the order native-init1 (1/3, 1/2), paper-init1, paper-init2, paper-init999.
-CALIBRATION = Calibration(
-    restricted_ratio=(1.644, 1.461, 1.658, 1.540, 1.247, 1.120, 1.293, 1.208),
-    critical_norm=(0.328, 0.479, 0.335, 0.473, 0.405, 0.521, 0.410, 0.532),
-    source="four p = 113 runs (paper setup), cuts at f = 1/3 and 1/2; docs/forecast.md",
-)
+ESTIMATES = ("restricted", "test_loss")  # the estimates, in the order they are combined
+_RAW = {"restricted": "t_zero", "test_loss": "t_test"}  # the raw estimate of each
+FRACTIONS = (1 / 4, 1 / 3, 1 / 2)  # where calibration and evaluation cut a grokked run
 
 
 class NotYetError(OptionError):
@@ -140,6 +96,368 @@ class NotMemorisedError(NotYetError):
     """The run has not memorised (no T_mem) by ``upto``: there is no plateau to read."""
 
 
+# ----------------------------------------------------------------------------- the raw estimates
+
+
+def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of y against t."""
+    slope, intercept = np.polyfit(t, y, 1)
+    return float(slope), float(intercept)
+
+
+def raw_estimates(
+    epochs: Sequence[int],
+    restricted_loss: Sequence[float],
+    test_epochs: Sequence[int],
+    test_loss: Sequence[float],
+    upto: int | None = None,
+) -> dict:
+    """The two trends of the plateau, before any calibration.
+
+    epochs, restricted_loss (n,): plateau checkpoints and their restricted loss;
+    test_epochs, test_loss (m,): the logged test loss on the plateau.  Returns
+    {"t_zero", "t_test", "restricted": {slope, intercept}, "test_loss": {slope, intercept,
+    from}}: ``t_zero`` where the restricted loss's line reaches 0 (inf if it is not
+    falling), ``t_test`` where the line through the log test loss of the latest
+    :data:`RECENT` of the plateau reaches :data:`TEST_LOSS_LEVEL` (inf if it is not
+    falling, NaN with fewer than :data:`MIN_POINTS` logged values; ``upto`` if it is
+    already below).
+
+    >>> t = np.arange(1000, 3001, 100)
+    >>> est = raw_estimates(t, 4 - 4e-4 * t, t, np.exp(3 - 1e-3 * (t - 1000)))
+    >>> round(est["t_zero"]), round(est["t_test"])
+    (10000, 4000)
+    """
+    t = np.asarray(epochs, dtype=float)
+    rl = np.asarray(restricted_loss, dtype=float)
+    te = np.asarray(test_epochs, dtype=float)
+    tl = np.asarray(test_loss, dtype=float)
+    if t.shape != rl.shape or te.shape != tl.shape:
+        raise OptionError(
+            f"epochs {t.shape} and restricted_loss {rl.shape}, test_epochs {te.shape} and "
+            f"test_loss {tl.shape}: each pair must have the same shape"
+        )
+    keep = np.isfinite(rl)
+    t, rl = t[keep], rl[keep]
+    if len(t) < MIN_POINTS:
+        raise NotYetError(
+            f"a forecast needs at least {MIN_POINTS} plateau checkpoints after the end of "
+            f"memorisation, found {len(t)}; forecast later (a larger --upto)"
+        )
+    upto = float(t.max()) if upto is None else float(upto)
+    since = upto - RECENT * (upto - t.min())  # the latest part of the plateau
+    recent = t >= since
+    if recent.sum() < MIN_POINTS:  # a short plateau: its last MIN_POINTS checkpoints
+        recent = t >= np.sort(t)[-MIN_POINTS]
+    slope, icpt = _line(t[recent], rl[recent])
+    t_zero = -icpt / slope if slope < 0 else math.inf
+    keep = np.isfinite(tl) & (tl > 0)
+    te, tl = te[keep], np.log(tl[keep])
+    recent_test = te >= since
+    test = {"slope": math.nan, "intercept": math.nan, "from": None}
+    t_test = math.nan
+    if recent_test.sum() >= MIN_POINTS:
+        s, i = _line(te[recent_test], tl[recent_test])
+        test.update(slope=s, intercept=i, **{"from": int(te[recent_test].min())})
+        if s >= 0:
+            t_test = math.inf
+        else:
+            t_test = max((TEST_LOSS_LEVEL - i) / s, upto)
+    return {
+        "t_zero": t_zero,
+        "t_test": t_test,
+        "restricted": {"slope": slope, "intercept": icpt, "from": int(t[recent].min())},
+        "test_loss": test,
+    }
+
+
+def _scaled(name: str, raw: float, t_mem: float, upto: float, k: float) -> float:
+    """An estimate of T_grok from a raw estimate: T_mem + k (t_zero - T_mem) for the
+    restricted loss, upto + k (t_test - upto) for the test loss; NaN when the raw estimate
+    says nothing (not finite, or not after its anchor)."""
+    anchor = t_mem if name == "restricted" else upto
+    if not math.isfinite(raw) or raw < anchor or (raw == anchor and name == "restricted"):
+        return math.nan
+    return anchor + k * (raw - anchor)
+
+
+def _ratio(name: str, raw: float, t_mem: float, upto: float, actual: float) -> float:
+    """The k that maps the raw estimate to the actual T_grok (NaN where it cannot)."""
+    anchor = t_mem if name == "restricted" else upto
+    if not math.isfinite(raw) or raw <= anchor or actual <= anchor:
+        return math.nan
+    return (actual - anchor) / (raw - anchor)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class CalibrationCut:
+    """One grokked run cut early: its raw estimates there, and its true T_grok."""
+
+    run: str
+    t_mem: int
+    upto: int
+    t_zero: float  # the restricted loss's zero crossing (inf: not falling)
+    t_test: float  # the test loss's crossing of the level (inf: not falling, NaN: unknown)
+    t_grok: int
+
+    def raw(self, name: str) -> float:
+        return self.t_zero if name == "restricted" else self.t_test
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What a calibration implies: the constants, the weights and the interval's width.
+
+    The constant of an estimate is read off a line: log k = a + b phi, with phi = (upto -
+    T_mem) / (raw - T_mem) the share of its own estimated delay a cut has seen, fitted on
+    the calibration cuts and used within the range of phi they span.  So an estimate that
+    runs early on an early cut and late on a late one is corrected as the cut moves.
+    """
+
+    trend: dict  # {estimate: (a, b, phi_low, phi_high)}
+    sq_error: dict  # {estimate: mean squared log error on the calibration cuts}
+    n_cuts: dict  # {estimate: cuts with a finite log error}
+
+    @property
+    def k(self) -> dict:
+        """k of each estimate at the middle of its calibrated range of phi."""
+        return {n: self.k_at(n, 0.5 * (lo + hi)) for n, (_, _, lo, hi) in self.trend.items()}
+
+    def k_at(self, name: str, phi: float) -> float:
+        a, b, lo, hi = self.trend[name]
+        if not math.isfinite(a):
+            return math.nan
+        return math.exp(a + b * min(max(phi, lo), hi)) if math.isfinite(phi) else math.exp(a)
+
+
+def _phi(raw: float, t_mem: float, upto: float) -> float:
+    """The share of the estimated delay (raw - T_mem) the data up to ``upto`` have seen."""
+    return (upto - t_mem) / (raw - t_mem) if math.isfinite(raw) and raw > t_mem else math.nan
+
+
+def _trend(phis: np.ndarray, logs: np.ndarray, runs: Sequence[str]) -> tuple:
+    """(a, b, phi_low, phi_high) of log k = a + b phi.  The slope b comes from the cuts of
+    the same run only (each run's cuts centred on their own means), so it measures how k
+    drifts as one run is cut later, not how runs with different delays differ; a is then
+    the median of log k - b phi.  b = 0 when no run has two cuts."""
+    ok = np.isfinite(phis) & np.isfinite(logs)
+    phis, logs, runs = phis[ok], logs[ok], np.asarray(runs, dtype=object)[ok]
+    if not len(logs):
+        return (math.nan, 0.0, 0.0, 1.0)
+    dphi, dlog = np.zeros(len(logs)), np.zeros(len(logs))
+    for run in set(runs):
+        mine = runs == run
+        dphi[mine], dlog[mine] = phis[mine] - phis[mine].mean(), logs[mine] - logs[mine].mean()
+    spread = float(np.sum(dphi**2))
+    slope = float(np.sum(dphi * dlog) / spread) if spread > 1e-12 else 0.0
+    return (float(np.median(logs - slope * phis)), slope, float(phis.min()), float(phis.max()))
+
+
+def _t_quantile(q: float, df: int) -> float:
+    """The q quantile of Student's t with df degrees of freedom (numerical, no SciPy).
+
+    >>> round(_t_quantile(0.95, 4), 3), round(_t_quantile(0.975, 10), 3)
+    (2.132, 2.228)
+    """
+    if df < 1 or not 0.5 <= q < 1:
+        raise OptionError(f"t quantile: need df >= 1 and 0.5 <= q < 1, got df {df}, q {q}")
+    x = np.linspace(0.0, 200.0, 400_001)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
+    cdf = 0.5 + np.concatenate([[0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))])
+    return float(np.interp(q, cdf, x))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The forecast's calibration: grokked runs cut early (:class:`CalibrationCut`), from
+    which the constants ``k``, the weights and the interval's width follow
+    (:meth:`model`).  Written by ``grokinterp forecast SWEEP --calibrate``."""
+
+    cuts: tuple[CalibrationCut, ...]
+    source: str = ""
+
+    def __post_init__(self):
+        cuts = tuple(c if isinstance(c, CalibrationCut) else CalibrationCut(**c) for c in self.cuts)
+        object.__setattr__(self, "cuts", cuts)
+        usable = {c.run for c in cuts if math.isfinite(c.t_zero) and c.t_zero > c.t_mem}
+        if len(usable) < 2:
+            raise OptionError(
+                f"Calibration: needs cuts of at least 2 runs whose restricted loss falls, got "
+                f"{len(usable)} ({len(cuts)} cuts); calibrate on more grokked runs"
+            )
+
+    @property
+    def n_runs(self) -> int:
+        return len({c.run for c in self.cuts})
+
+    def to_dict(self) -> dict:
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def read(cls, path: str | Path) -> Calibration:
+        """A calibration written by ``grokinterp forecast PATH --calibrate`` (JSON)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            cuts = tuple(
+                CalibrationCut(
+                    run=str(c["run"]),
+                    t_mem=int(c["t_mem"]),
+                    upto=int(c["upto"]),
+                    t_zero=_number(c["t_zero"]),
+                    t_test=_number(c["t_test"]),
+                    t_grok=int(c["t_grok"]),
+                )
+                for c in data["cuts"]
+            )
+        except FileNotFoundError:
+            raise OptionError(f"{path}: calibration file not found") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise OptionError(
+                f"{path}: not a forecast calibration of this version ({type(err).__name__}: "
+                f"{err}); write one with 'grokinterp forecast SWEEP --calibrate'"
+            ) from None
+        return cls(cuts=cuts, source=str(data.get("source", path)))
+
+    def model(self) -> _Model:
+        trend, sq, n = {}, {}, {}
+        runs = [c.run for c in self.cuts]
+        for name in ESTIMATES:
+            raws = [c.raw(name) for c in self.cuts]
+            ratios = np.array(
+                [
+                    _ratio(name, r, c.t_mem, c.upto, c.t_grok)
+                    for r, c in zip(raws, self.cuts, strict=True)
+                ]
+            )
+            phis = np.array(
+                [_phi(r, c.t_mem, c.upto) for r, c in zip(raws, self.cuts, strict=True)]
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.where(ratios > 0, np.log(ratios), np.nan)
+            trend[name] = _trend(phis, logs, runs)
+        model = _Model(trend=trend, sq_error={}, n_cuts={})
+        for name in ESTIMATES:
+            errs = _log_errors(self.cuts, name, model)
+            errs = errs[np.isfinite(errs)]
+            n[name] = len(errs)
+            sq[name] = float(np.mean(errs**2)) if len(errs) >= 3 else math.inf
+        return _Model(trend=trend, sq_error=sq, n_cuts=n)
+
+
+def _estimate(name: str, raw: float, t_mem: float, upto: float, model: _Model) -> float:
+    """T_grok from one raw estimate, with the model's k at this cut's phi."""
+    return _scaled(name, raw, t_mem, upto, model.k_at(name, _phi(raw, t_mem, upto)))
+
+
+def _log_errors(cuts: Sequence[CalibrationCut], name: str, model: _Model) -> np.ndarray:
+    """log(estimate / T_grok) of one estimate on every cut (NaN where it has none)."""
+    return np.array(
+        [
+            math.log(est / c.t_grok) if math.isfinite(est) and est > 0 else math.nan
+            for c in cuts
+            for est in [_estimate(name, c.raw(name), c.t_mem, c.upto, model)]
+        ]
+    )
+
+
+def _number(value) -> float:
+    """A JSON number, where null stands for a value that is not finite (inf or NaN)."""
+    return math.inf if value is None else float(value)
+
+
+def _weights(model: _Model, have: Sequence[str]) -> dict:
+    """Weights of the estimates in ``have`` (summing to 1): the inverse of each one's mean
+    squared log error on the calibration cuts plus the smallest of them.  The added floor
+    keeps two estimates of similar error near equal weight (a handful of calibration runs
+    cannot rank them), while one far worse than the other still gets almost none.
+
+    >>> w = _weights(_Model({}, {"restricted": 0.03, "test_loss": 0.02}, {}), ESTIMATES)
+    >>> round(w["restricted"], 2), round(w["test_loss"], 2)
+    (0.44, 0.56)
+    """
+    sq = {n: model.sq_error[n] for n in have if math.isfinite(model.sq_error[n])}
+    if not sq:  # no estimate has enough calibration cuts to rank it: equal weights
+        return {n: 1 / len(have) for n in have}
+    floor = min(sq.values())
+    if floor == 0:  # perfect on the calibration cuts: those alone, equally
+        sq = {n: v for n, v in sq.items() if v == 0}
+        return {n: (1 / len(sq) if n in sq else 0.0) for n in have}
+    inv = {n: 1 / (v + floor) for n, v in sq.items()}
+    total = sum(inv.values())
+    return {n: inv.get(n, 0.0) / total for n in have}
+
+
+def _combined_errors(cuts: Sequence[CalibrationCut], model: _Model, weights: dict) -> np.ndarray:
+    """log(combined / T_grok) on the cuts that have every weighted estimate."""
+    errs = np.zeros(len(cuts))
+    for name, w in weights.items():
+        if w > 0:
+            errs = errs + w * _log_errors(cuts, name, model)
+    return errs[np.isfinite(errs)]
+
+
+def _combine(cal: Calibration, have: Sequence[str]) -> tuple[_Model, dict, float]:
+    """The model, the weights of the estimates in ``have`` and the bias (the median
+    log error of their combination on the calibration cuts) of a calibration."""
+    model = cal.model()
+    have = [n for n in have if math.isfinite(model.sq_error[n])] or ["restricted"]
+    weights = _weights(model, have)
+    errs = _combined_errors(cal.cuts, model, weights)
+    return model, weights, float(np.median(errs)) if len(errs) else 0.0
+
+
+def _held_out_errors(cal: Calibration, have: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Each calibration run's log errors when the forecast is calibrated on the other runs
+    alone (leave one run out), and the number of runs that gave them: the prediction
+    errors the interval is made from."""
+    errs, runs = [], 0
+    for run in sorted({c.run for c in cal.cuts}):
+        try:
+            rest = Calibration(tuple(c for c in cal.cuts if c.run != run))
+        except OptionError:  # the others cannot calibrate alone
+            continue
+        model, weights, bias = _combine(rest, have)
+        found = _combined_errors([c for c in cal.cuts if c.run == run], model, weights) - bias
+        if len(found):
+            errs.extend(found)
+            runs += 1
+    return np.asarray(errs), runs
+
+
+# Calibrated on the development runs of the held-out benchmark (docs/forecast.md,
+# examples/forecast-heldout-p113.toml: seeds 7101-7104 / 7201-7204) and the default run
+# (add-p113-paper-init999-data598): add, p = 113, paper init, lr 1e-3, weight decay 1,
+# 30% training data; each cut at T_mem + f (T_grok - T_mem) for f = 1/4, 1/3 and 1/2.
+# None of the benchmark's test runs (seeds 7105-7110) took part.
+CALIBRATION = Calibration(
+    cuts=(
+        # run, T_mem, upto (the cut), t_zero, t_test, T_grok
+        CalibrationCut("add-p113-paper-init999-data598", 140, 2250, 7221.0, 57789.7, 8640),
+        CalibrationCut("add-p113-paper-init999-data598", 140, 2950, 7894.4, 62593.6, 8640),
+        CalibrationCut("add-p113-paper-init999-data598", 140, 4350, 7418.8, 51009.9, 8640),
+        # init7101-data7201 at f = 1/4 (upto 1,207): one plateau checkpoint, no cut
+        CalibrationCut("init7101-data7201", 140, 1550, 2531.2, 17844.7, 4410),
+        CalibrationCut("init7101-data7201", 140, 2250, 2867.9, 12483.9, 4410),
+        CalibrationCut("init7102-data7202", 140, 2650, 10007.8, 51858.4, 10370),
+        CalibrationCut("init7102-data7202", 140, 3550, 8983.5, 50858.6, 10370),
+        CalibrationCut("init7102-data7202", 140, 5250, 9558.9, 40263.9, 10370),
+        CalibrationCut("init7103-data7203", 140, 2200, 9183.8, 40033.4, 8470),
+        CalibrationCut("init7103-data7203", 140, 2900, 10503.7, 38809.5, 8470),
+        CalibrationCut("init7103-data7203", 140, 4300, 9174.9, 33319.0, 8470),
+        CalibrationCut("init7104-data7204", 140, 2600, 7337.5, 42850.9, 10080),
+        CalibrationCut("init7104-data7204", 140, 3450, 7503.0, 42102.9, 10080),
+        CalibrationCut("init7104-data7204", 140, 5100, 7568.7, 32539.6, 10080),
+    ),
+    source="held-out benchmark development runs (p = 113, paper setup), f = 1/4, 1/3, 1/2; "
+    "docs/forecast.md",
+)
+
+
 @dataclass(frozen=True)
 class Forecast:
     """A forecast of T_grok (or the observed one, ``status == "already grokked"``, or
@@ -154,9 +472,10 @@ class Forecast:
     plateau_start: int | None = None
     key_freqs: list[int] = field(default_factory=list)
     n_points: int = 0
-    restricted: dict = field(default_factory=dict)
-    norm: dict = field(default_factory=dict)
+    restricted: dict = field(default_factory=dict)  # t_zero, fit, k, estimate, weight
+    test_loss: dict = field(default_factory=dict)  # t_test, fit, k, estimate, weight
     level: float = LEVEL
+    interval: str = ""  # how the interval was made
     reason: str = ""  # why not yet
 
     def to_dict(self) -> dict:
@@ -167,13 +486,27 @@ class Forecast:
             return f"no forecast yet at epoch {self.upto}: {self.reason}"
         if self.status == "already grokked":
             return f"already grokked: T_grok = {self.t_grok:.0f} (T_mem = {self.t_mem})"
-        return (
-            f"T_grok forecast {self.t_grok:.0f} ({self.level:.0%} interval "
-            f"{self.low:.0f}-{self.high:.0f}) from {self.n_points} plateau checkpoints "
-            f"{self.plateau_start}-{self.upto}; T_mem {self.t_mem}; restricted-loss "
-            f"estimate {self.restricted.get('estimate', float('nan')):.0f}, weight-norm "
-            f"estimate {self.norm.get('estimate', float('nan')):.0f}"
+        shown = (
+            f"{self.level:.0%} interval {self.low:.0f}-{self.high:.0f}"
+            if self.low is not None
+            else "no interval"
         )
+        return (
+            f"T_grok forecast {self.t_grok:.0f} ({shown}) from {self.n_points} plateau "
+            f"checkpoints {self.plateau_start}-{self.upto}; T_mem {self.t_mem}; "
+            f"{self.estimates_text()}; {self.interval}"
+        )
+
+    def estimates_text(self) -> str:
+        """The two estimates and their weights, as a sentence part."""
+        parts = []
+        for label, est in (("restricted-loss", self.restricted), ("test-loss", self.test_loss)):
+            value = est.get("estimate")
+            if value is None or not math.isfinite(value):
+                parts.append(f"no {label} estimate")
+            else:
+                parts.append(f"{label} estimate {value:.0f} (weight {est.get('weight', 0):.2f})")
+        return ", ".join(parts)
 
 
 def _jsonable(value):
@@ -188,109 +521,79 @@ def _jsonable(value):
     return value
 
 
-# ----------------------------------------------------------------------------- the fits
-
-
-def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares (slope, intercept) of y against t."""
-    slope, intercept = np.polyfit(t, y, 1)
-    return float(slope), float(intercept)
-
-
-def _estimates(
-    t: np.ndarray, restricted: np.ndarray, log_norm: np.ndarray, t_mem: int, peak_log: float
-) -> tuple[float, float, dict, dict]:
-    """(t_zero, t_norm_fn parts): the restricted-loss zero crossing and the norm line."""
-    slope_r, icpt_r = _line(t, restricted)
-    slope_n, icpt_n = _line(t, log_norm)
-    t_zero = -icpt_r / slope_r if slope_r < 0 else math.inf
-    fit_r = {"slope": slope_r, "intercept": icpt_r, "t_zero": t_zero}
-    fit_n = {"rate": -slope_n, "intercept": icpt_n, "log_peak": peak_log}
-    return t_zero, slope_n, fit_r, fit_n
-
-
-def _combine(
-    t_zero: float, slope_n: float, icpt_n: float, peak_log: float, t_mem: int, r: float, c: float
-) -> tuple[float, float]:
-    """(T_R, T_N) for one calibration draw."""
-    t_r = t_mem + r * (t_zero - t_mem)
-    t_n = (peak_log + math.log(c) - icpt_n) / slope_n if slope_n < 0 else math.inf
-    return t_r, t_n
-
-
 def forecast_from_curves(
     epochs: Sequence[int],
     restricted_loss: Sequence[float],
-    weight_norm_sq: Sequence[float],
+    test_epochs: Sequence[int],
+    test_loss: Sequence[float],
     t_mem: int,
-    peak_norm_sq: float,
     upto: int | None = None,
     calibration: Calibration = CALIBRATION,
-    n_boot: int = 500,
-    seed: int = 0,
     level: float = LEVEL,
 ) -> Forecast:
-    """The forecast from plateau curves (every epoch given is used).
+    """The forecast from plateau curves (every value given is used).
 
-    epochs (n,): plateau checkpoints (from the end of memorisation to ``upto``);
-    restricted_loss, weight_norm_sq (n,): their values; peak_norm_sq: the largest sum of
-    squared weights after T_mem.  See the module docstring for the method.
+    epochs, restricted_loss (n,): plateau checkpoints (from the end of memorisation to
+    ``upto``) and their restricted loss; test_epochs, test_loss (m,): the logged test loss
+    over the same span.  See the module docstring for the method.  Raises
+    :class:`NotYetError` when the curves cannot support a forecast.
 
     >>> t = np.arange(1000, 3001, 100)
-    >>> f = forecast_from_curves(t, 4 - 4e-4 * t, 3000 * np.exp(-1e-4 * (t - 1000)),
-    ...     t_mem=100, peak_norm_sq=3000, n_boot=0,
-    ...     calibration=Calibration((1.0,), (math.exp(-0.9),)))
-    >>> round(f.restricted["estimate"]), round(f.norm["estimate"]), round(f.t_grok)
-    (10000, 10000, 10000)
+    >>> cal = Calibration([CalibrationCut(r, 100, 3000, 8000.0, 4000.0, 8000 + d)
+    ...                    for r, d in (("a", -400), ("b", 0), ("c", 400))])
+    >>> f = forecast_from_curves(t, 4 - 4e-4 * t, t, np.exp(3 - 1e-3 * (t - 1000)), t_mem=100,
+    ...                          calibration=cal)
+    >>> round(f.restricted["estimate"]), round(f.test_loss["estimate"]), round(f.t_grok)
+    (10000, 8000, 8944)
     """
+    if not 0 < level < 1:
+        raise OptionError(f"level must lie in (0, 1), got {level}")
     t = np.asarray(epochs, dtype=float)
-    rl = np.asarray(restricted_loss, dtype=float)
-    wn = np.asarray(weight_norm_sq, dtype=float)
-    if not (t.shape == rl.shape == wn.shape):
-        raise OptionError(
-            f"epochs {t.shape}, restricted_loss {rl.shape} and weight_norm_sq {wn.shape} "
-            "must have the same shape"
-        )
-    keep = np.isfinite(rl) & np.isfinite(wn) & (wn > 0)
-    t, rl, wn = t[keep], rl[keep], wn[keep]
-    if len(t) < MIN_POINTS:
+    upto = int(t.max()) if upto is None and len(t) else upto
+    raw = raw_estimates(epochs, restricted_loss, test_epochs, test_loss, upto)
+    upto = int(upto)
+    found = {
+        "restricted": {"t_zero": raw["t_zero"], **raw["restricted"]},
+        "test_loss": {"t_test": raw["t_test"], **raw["test_loss"]},
+    }
+    model = calibration.model()
+    for name in ESTIMATES:
+        phi = _phi(raw[_RAW[name]], t_mem, upto)
+        est = _estimate(name, raw[_RAW[name]], t_mem, upto, model)
+        found[name].update(k=model.k_at(name, phi), phi=phi, estimate=est)
+    if not math.isfinite(found["restricted"]["estimate"]):
         raise NotYetError(
-            f"a forecast needs at least {MIN_POINTS} plateau checkpoints after the end of "
-            f"memorisation, found {len(t)}; forecast later (a larger --upto)"
+            "no forecast: the restricted loss is not falling over the plateau (slope "
+            f"{raw['restricted']['slope']:.3g}/epoch); the run may not be on its way to "
+            "grokking"
         )
-    upto = int(t.max()) if upto is None else int(upto)
-    log_wn, peak_log = np.log(wn), math.log(peak_norm_sq)
-    t_zero, slope_n, fit_r, fit_n = _estimates(t, rl, log_wn, t_mem, peak_log)
-    r0 = float(np.median(calibration.restricted_ratio))
-    c0 = float(np.median(calibration.critical_norm))
-    t_r, t_n = _combine(t_zero, slope_n, fit_n["intercept"], peak_log, t_mem, r0, c0)
-    if not (math.isfinite(t_r) and math.isfinite(t_n)):
+    have = [n for n in ESTIMATES if math.isfinite(found[n]["estimate"])]
+    model, weights, bias = _combine(calibration, have)
+    for name in ESTIMATES:
+        found[name]["weight"] = weights.get(name, 0.0)
+    strong = [n for n, w in weights.items() if w >= MIN_WEIGHT]
+    delays = {n: found[n]["estimate"] - t_mem for n in strong}
+    if len(delays) > 1 and max(delays.values()) > DISAGREE * min(delays.values()):
+        shown = " and ".join(f"{n.replace('_', '-')} {found[n]['estimate']:.0f}" for n in strong)
         raise NotYetError(
-            "no forecast: the restricted loss or the weight norm is not falling over the "
-            f"plateau (restricted-loss slope {fit_r['slope']:.3g}/epoch, weight-norm rate "
-            f"{-slope_n:.3g}/epoch); the run may not be on its way to grokking"
+            f"the estimates disagree: {shown} give delays after T_mem more than {DISAGREE:g}x "
+            "apart; forecast later, when the plateau has shown more"
         )
-    point = max(0.5 * (t_r + t_n), upto)
+    log_point = sum(w * math.log(found[n]["estimate"]) for n, w in weights.items() if w > 0)
+    point = max(math.exp(log_point - bias), upto)
+    errs, n_runs = _held_out_errors(calibration, list(weights))
     low = high = None
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        draws = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(t), len(t))
-            if len(np.unique(t[idx])) < 3:
-                continue
-            tz, sn, _, fn = _estimates(t[idx], rl[idx], log_wn[idx], t_mem, peak_log)
-            j = rng.integers(len(calibration.restricted_ratio))  # one calibration cut:
-            r, c = calibration.restricted_ratio[j], calibration.critical_norm[j]  # paired
-            a, b = _combine(tz, sn, fn["intercept"], peak_log, t_mem, r, c)
-            draws.append(max(0.5 * (a + b), upto))
-        draws = np.asarray(draws)
-        draws = draws[np.isfinite(draws)]
-        if len(draws):
-            low, high = (float(q) for q in np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
-            low, high = min(low, point), max(high, point)
-    fit_r.update(estimate=t_r, ratio=r0)
-    fit_n.update(estimate=t_n, critical=c0)
+    if n_runs >= 2:
+        spread = float(np.sqrt(np.mean(errs**2)))
+        half = _t_quantile((1 + level) / 2, n_runs - 1) * spread
+        low, high = max(point * math.exp(-half), upto), point * math.exp(half)
+        how = (
+            f"interval from the errors of {n_runs} calibration runs each forecast with the "
+            f"others' calibration ({len(errs)} cuts, log spread {spread:.3f}), widened by "
+            f"Student's t for {n_runs} runs"
+        )
+    else:
+        how = "no interval: fewer than 3 calibration runs with these estimates"
     return Forecast(
         status="forecast",
         t_grok=float(point),
@@ -299,10 +602,11 @@ def forecast_from_curves(
         upto=upto,
         t_mem=int(t_mem),
         plateau_start=int(t.min()),
-        n_points=len(t),
-        restricted=fit_r,
-        norm=fit_n,
+        n_points=int(np.isfinite(np.asarray(restricted_loss, dtype=float)).sum()),
+        restricted=found["restricted"],
+        test_loss=found["test_loss"],
         level=level,
+        interval=how,
     )
 
 
@@ -333,11 +637,10 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
     """What the forecast reads from a run, from data at epochs <= upto only.
 
     Returns {"upto", "t_mem", "t_grok" (None unless reached), "plateau_start", "epochs",
-    "restricted_loss", "weight_norm_sq", "peak_norm_sq", "key_freqs"}; the curves only
-    when T_mem exists and T_grok does not.  Raises :class:`NotMemorisedError` before T_mem.
+    "restricted_loss", "test_epochs", "test_loss", "key_freqs"}; the curves only when
+    T_mem exists and T_grok does not.  Raises :class:`NotMemorisedError` before T_mem.
     """
     from grokinterp.analysis import measure_batched
-    from grokinterp.measures import weight_norms_sq
 
     epochs = run.epochs
     if not epochs:
@@ -350,8 +653,8 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
         raise OptionError(f"upto {upto}: no checkpoint at or before it (first: {epochs[0]})")
     upto = ckpts[-1]  # the data end at the last checkpoint <= upto
     m = _metrics_upto(run, upto)
-    if not len(m["epoch"]):
-        raise RunFileError(f"{run.path / files.METRICS}: no logged epochs <= {upto}")
+    if not len(m["epoch"]):  # a run just started: its first checkpoint, no metrics row yet
+        raise NotYetError(f"{run.path / files.METRICS}: no logged epochs <= {upto} yet", upto=upto)
     mem = t_mem(*_finite(m["epoch"], m["train_acc"]), threshold=ACC).epoch
     grok = t_grok(*_finite(m["epoch"], m["test_acc"]), threshold=ACC).epoch
     out = {"upto": upto, "t_mem": mem, "t_grok": grok}
@@ -366,10 +669,7 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
     test = _finite(m["epoch"], m["test_loss"])
     start = memorisation_end(test, None, mem, upto).epoch
     start = mem if start is None else start
-    after = [e for e in ckpts if e >= mem]
-    norms = [float(weight_norms_sq(run.state_dict_at(e))["total"]) for e in after]
-    plateau = [e for e in after if e >= start]
-    points = _spread(plateau, MAX_POINTS)
+    points = _spread([e for e in ckpts if e >= max(start, mem)], MAX_POINTS)
     rows = measure_batched(run, [upto], measures=["embed_freq_norm"])
     spectrum = rows[rows["key"] != "0"].sort_values("value", ascending=False, kind="stable")
     key_freqs = sorted(int(k) for k in spectrum["key"].head(n_key_freqs))
@@ -378,15 +678,15 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
         if points
         else None
     )
-    by_epoch = dict(zip(after, norms, strict=True))
     if rl is not None:
         rl = rl[rl["key"] == "all"].set_index("epoch")["value"]
+    on_plateau = test[0] >= start
     out.update(
         plateau_start=start,
         epochs=points,
         restricted_loss=[float(rl[e]) for e in points] if rl is not None else [],
-        weight_norm_sq=[by_epoch[e] for e in points],
-        peak_norm_sq=max(norms),
+        test_epochs=[int(e) for e in test[0][on_plateau]],
+        test_loss=[float(v) for v in test[1][on_plateau]],
         key_freqs=key_freqs,
     )
     return out
@@ -396,16 +696,13 @@ def forecast_t_grok(
     run: Run | str | Path,
     upto: int | None = None,
     calibration: Calibration = CALIBRATION,
-    n_boot: int = 500,
-    seed: int = 0,
 ) -> Forecast:
     """Forecast T_grok of a run from its checkpoints and metrics up to ``upto``.
 
     upto: the last epoch whose data the forecast may read (default: everything on disk).
     Returns a :class:`Forecast`; its ``status`` is ``"already grokked"`` (with the observed
-    T_grok) when test accuracy reached 0.99 by ``upto``.  Raises
-    :class:`NotMemorisedError` when the run has not memorised (no T_mem) by ``upto``, and
-    :class:`~grokinterp.errors.OptionError` when the plateau is too short or not falling.
+    T_grok) when test accuracy reached 0.99 by ``upto``.  Raises :class:`NotYetError`
+    (:class:`NotMemorisedError` before T_mem) when the data cannot support a forecast yet.
     """
     run = run if isinstance(run, Run) else load_run(run)
     data = plateau_curves(run, upto)
@@ -418,27 +715,26 @@ def forecast_t_grok(
             upto=data["upto"],
             t_mem=data["t_mem"],
         )
-    return _forecast_plateau(data, calibration, n_boot, seed)
+    return _forecast_plateau(data, calibration)
 
 
 def forecast_or_not_yet(
     run: Run | str | Path,
     upto: int | None = None,
     calibration: Calibration = CALIBRATION,
-    n_boot: int = 500,
-    seed: int = 0,
 ) -> Forecast:
     """:func:`forecast_t_grok`, with "not yet" as an answer instead of an error.
 
     When the data up to ``upto`` cannot support a forecast (the run has not memorised, the
-    plateau has fewer than :data:`MIN_POINTS` checkpoints, or its curves are not falling)
-    this returns a :class:`Forecast` with ``status == "not yet"`` and the ``reason``; bad
-    input (a negative ``upto``, a run without checkpoints) still raises.  What
-    ``grokinterp watch`` shows while a run trains.
+    plateau has fewer than :data:`MIN_POINTS` checkpoints, its restricted loss is not
+    falling, or the estimates disagree by more than :data:`DISAGREE` times) this returns a
+    :class:`Forecast` with ``status == "not yet"`` and the ``reason``; bad input (a
+    negative ``upto``, a run without checkpoints) still raises.  What ``grokinterp watch``
+    shows while a run trains.
     """
     run = run if isinstance(run, Run) else load_run(run)
     try:
-        return forecast_t_grok(run, upto, calibration, n_boot, seed)
+        return forecast_t_grok(run, upto, calibration)
     except NotYetError as err:
         return Forecast(
             status="not yet", t_grok=None, low=None, high=None, upto=err.upto,
@@ -446,21 +742,17 @@ def forecast_or_not_yet(
         )  # fmt: skip
 
 
-def _forecast_plateau(
-    curves: dict, calibration: Calibration, n_boot: int, seed: int = 0
-) -> Forecast:
+def _forecast_plateau(curves: dict, calibration: Calibration) -> Forecast:
     """:func:`forecast_from_curves` on a :func:`plateau_curves` dict, with its key freqs."""
     try:
         found = forecast_from_curves(
             curves["epochs"],
             curves["restricted_loss"],
-            curves["weight_norm_sq"],
+            curves["test_epochs"],
+            curves["test_loss"],
             curves["t_mem"],
-            curves["peak_norm_sq"],
             upto=curves["upto"],
             calibration=calibration,
-            n_boot=n_boot,
-            seed=seed,
         )
     except NotYetError as err:  # where the data ended, for forecast_or_not_yet
         err.upto, err.t_mem = curves["upto"], curves["t_mem"]
@@ -533,59 +825,51 @@ def _grokked_cuts(source, fractions: Sequence[float]) -> tuple[list[dict], list[
     return cuts, skipped
 
 
-def calibration_from_curves(curves: dict, actual_t_grok: float) -> tuple[float, float]:
-    """The (restricted_ratio, critical_norm) that forecast ``actual_t_grok`` exactly from
-    these plateau curves (a :func:`plateau_curves` dict): ``r = (T_grok - T_mem) /
-    (t_zero - T_mem)``, and ``c`` = the fitted sum of squared weights at T_grok over its
-    peak.  Either is NaN where its curve does not fall."""
-    t = np.asarray(curves["epochs"], dtype=float)
-    t_zero, slope_n, _, fit_n = _estimates(
-        t,
-        np.asarray(curves["restricted_loss"], dtype=float),
-        np.log(np.asarray(curves["weight_norm_sq"], dtype=float)),
-        curves["t_mem"],
-        math.log(curves["peak_norm_sq"]),
+def _calibration_cut(cut: dict) -> CalibrationCut | None:
+    """A :func:`_grokked_cuts` row as a calibration cut (None where it has no plateau)."""
+    curves = cut.get("curves") or {}
+    if curves.get("t_grok") is not None or len(curves.get("epochs", [])) < MIN_POINTS:
+        return None
+    try:
+        raw = raw_estimates(
+            curves["epochs"], curves["restricted_loss"], curves["test_epochs"],
+            curves["test_loss"], curves["upto"],
+        )  # fmt: skip
+    except NotYetError:
+        return None
+    return CalibrationCut(
+        run=cut["run"],
+        t_mem=int(curves["t_mem"]),
+        upto=int(curves["upto"]),
+        t_zero=float(raw["t_zero"]),
+        t_test=float(raw["t_test"]),
+        t_grok=int(cut["T_grok"]),
     )
-    mem = curves["t_mem"]
-    r = (actual_t_grok - mem) / (t_zero - mem) if math.isfinite(t_zero) else math.nan
-    if slope_n >= 0:
-        return r, math.nan
-    c = math.exp(fit_n["intercept"] + slope_n * actual_t_grok - fit_n["log_peak"])
-    return r, c
 
 
 def _calibration_of(cuts: Sequence[dict], source: str) -> Calibration:
-    pairs = []
-    for cut in cuts:
-        curves = cut.get("curves") or {}
-        if len(curves.get("epochs", [])) < MIN_POINTS:
-            continue
-        r, c = calibration_from_curves(curves, cut["T_grok"])
-        if r > 0 and 0 < c < 1:  # NaN fails both
-            pairs.append((r, c))
-    if not pairs:
+    found = [c for c in map(_calibration_cut, cuts) if c is not None]
+    try:
+        return Calibration(cuts=tuple(found), source=source)
+    except OptionError:
         raise OptionError(
-            f"no calibration: none of the {len(cuts)} cuts of {source} has a plateau of at "
-            f"least {MIN_POINTS} checkpoints on which both curves fall; calibrate on runs "
-            "with more checkpoints between T_mem and T_grok"
-        )
-    return Calibration(
-        restricted_ratio=tuple(r for r, _ in pairs),
-        critical_norm=tuple(c for _, c in pairs),
-        source=source,
-    )
+            f"no calibration: the {len(cuts)} cuts of {source} give {len(found)} with a plateau "
+            f"of at least {MIN_POINTS} checkpoints, from fewer than 2 runs whose restricted "
+            "loss falls; calibrate on more runs, or runs with more checkpoints between T_mem "
+            "and T_grok"
+        ) from None
 
 
 def calibrate_forecast(
     source: str | Path | Iterable[str | Path | Run],
-    fractions: Sequence[float] = (1 / 3, 1 / 2),
+    fractions: Sequence[float] = FRACTIONS,
 ) -> Calibration:
-    """The forecast's constants measured on grokked runs (a sweep, a folder of runs or a
-    list), each cut at T_mem + f (T_grok - T_mem) for f in ``fractions``: one (r, c) pair
-    per cut (:func:`calibration_from_curves`).  Use it for a setup unlike the one
+    """The forecast's calibration measured on grokked runs (a sweep, a folder of runs or a
+    list), each cut at T_mem + f (T_grok - T_mem) for f in ``fractions``: one
+    :class:`CalibrationCut` per cut.  Use it for a setup unlike the one
     :data:`CALIBRATION` was measured on (docs/forecast.md)."""
     cuts, _ = _grokked_cuts(source, fractions)
-    shown = [f"{f:.3g}" for f in fractions]
+    shown = ", ".join(f"{f:.3g}" for f in fractions)
     return _calibration_of(
         cuts,
         f"{len({c['run'] for c in cuts})} grokked runs of {_describe(source)}, cuts at f = {shown}",
@@ -609,22 +893,24 @@ LEAVE_OUT = ("run", "setting")
 
 def evaluate_forecast(
     source: str | Path | Iterable[str | Path | Run],
-    fractions: Sequence[float] = (1 / 3, 1 / 2),
+    fractions: Sequence[float] = FRACTIONS,
     calibration: Calibration = CALIBRATION,
-    n_boot: int = 500,
     leave_out: str | None = None,
 ) -> dict:
     """Cut every grokked run at T_mem + f (T_grok - T_mem), forecast, compare.
 
     source: a sweep folder, a run directory or a folder of runs, or a list of runs.
-    leave_out: None forecasts with ``calibration``; ``"run"`` forecasts each run with
-    constants calibrated on the other runs' cuts (:func:`calibrate_forecast`), and
-    ``"setting"`` with those of the runs of other settings only (configs that differ in
+    leave_out: None forecasts with ``calibration``; ``"run"`` forecasts each run with a
+    calibration made on the other runs' cuts (:func:`calibrate_forecast`), and
+    ``"setting"`` on those of the runs of other settings only (configs that differ in
     more than the seeds), the honest test for a setting never seen.
-    Runs that did not grok (or cannot be read) are listed under ``skipped``.  Returns
-    {"fractions", "calibration", "leave_out", "runs": [{run, T_mem, T_grok, fraction,
-    upto, forecast, low, high, rel_error, inside, ...}], "median_rel_error": {f: ...},
-    "coverage": {f: ...}, "skipped"}.  ``rel_error`` = |forecast - T_grok| / T_grok.
+    A cut that cannot support a forecast is a row with ``status`` "not yet" and its
+    reason; runs that did not grok (or cannot be read) are listed under ``skipped``.
+    Returns {"fractions", "calibration", "leave_out", "runs": [{run, T_mem, T_grok,
+    fraction, upto, status, forecast, low, high, rel_error, inside, ...}],
+    "median_rel_error": {f: ...}, "coverage": {f: ...}, "n_forecast": {f: ...},
+    "n_not_yet": {f: ...}, "skipped"}.  ``rel_error`` = |forecast - T_grok| / T_grok;
+    the median and the coverage are over the cuts that got a forecast.
     """
     if leave_out not in (None, *LEAVE_OUT):
         raise OptionError(f"leave_out must be one of {LEAVE_OUT} or None, got {leave_out!r}")
@@ -633,23 +919,23 @@ def evaluate_forecast(
     for cut in cuts:
         row = {k: cut[k] for k in ("run", "T_mem", "T_grok", "fraction", "upto")}
         if "error" in cut:
-            rows.append({**row, "forecast": None, "error": cut["error"]})
+            rows.append({**row, "status": "not yet", "forecast": None, "error": cut["error"]})
             continue
-        curves = cut["curves"]
         try:
             cal = calibration
             if leave_out is not None:
                 others = [c for c in cuts if c[leave_out] != cut[leave_out]]
                 row["calibrated_on"] = sorted({c["run"] for c in others})
                 cal = _calibration_of(others, f"the other {leave_out}s")
-            fc = _forecast_plateau(curves, cal, n_boot)
+            fc = _forecast_plateau(cut["curves"], cal)
         except OptionError as err:
-            rows.append({**row, "forecast": None, "error": str(err)})
+            rows.append({**row, "status": "not yet", "forecast": None, "error": str(err)})
             continue
         grok = cut["T_grok"]
         rows.append(
             {
                 **row,
+                "status": "forecast",
                 "upto": fc.upto,
                 "forecast": fc.t_grok,
                 "low": fc.low,
@@ -657,7 +943,8 @@ def evaluate_forecast(
                 "rel_error": abs(fc.t_grok - grok) / grok,
                 "inside": fc.low is not None and fc.low <= grok <= fc.high,
                 "restricted_estimate": fc.restricted.get("estimate"),
-                "norm_estimate": fc.norm.get("estimate"),
+                "test_loss_estimate": fc.test_loss.get("estimate"),
+                "restricted_weight": fc.restricted.get("weight"),
                 "key_freqs": fc.key_freqs,
                 "n_points": fc.n_points,
             }
@@ -665,11 +952,14 @@ def evaluate_forecast(
         log.info(
             "%s f=%.2f: forecast %.0f, T_grok %d", cut["run"], cut["fraction"], fc.t_grok, grok
         )
-    median, coverage = {}, {}
+    median, coverage, n_done, n_not = {}, {}, {}, {}
     for f in fractions:
-        done = [r for r in rows if r["fraction"] == f and r.get("forecast") is not None]
-        median[f"{f:.4g}"] = float(np.median([r["rel_error"] for r in done])) if done else None
-        coverage[f"{f:.4g}"] = float(np.mean([r["inside"] for r in done])) if done else None
+        at = [r for r in rows if r["fraction"] == f]
+        done = [r for r in at if r.get("forecast") is not None]
+        key = f"{f:.4g}"
+        median[key] = float(np.median([r["rel_error"] for r in done])) if done else None
+        coverage[key] = float(np.mean([r["inside"] for r in done])) if done else None
+        n_done[key], n_not[key] = len(done), len(at) - len(done)
     return _jsonable(
         {
             "fractions": list(fractions),
@@ -678,6 +968,8 @@ def evaluate_forecast(
             "runs": rows,
             "median_rel_error": median,
             "coverage": coverage,
+            "n_forecast": n_done,
+            "n_not_yet": n_not,
             "skipped": skipped,
         }
     )

@@ -22,7 +22,8 @@ analysis of those measures; the other measures are computed for the new checkpoi
 
 Forecast.  While the run trains, each report also carries the current forecast of T_grok
 and its interval (:func:`grokinterp.forecast.forecast_or_not_yet`, docs/forecast.md), or
-"not yet" with the reason (not memorised, a plateau still too short, curves not falling),
+"not yet" with the reason (not memorised, a plateau still too short, a restricted loss
+not falling, estimates that disagree),
 or the observed T_grok once test accuracy has reached it; :class:`WatchEvent` carries it
 too (``forecast``).  It costs seconds at p = 113 (the restricted loss at up to 40 plateau
 checkpoints), so it is recomputed at most every :data:`FORECAST_EVERY_S` seconds; the
@@ -56,7 +57,6 @@ __all__ = ["MIN_REFRESH_S", "WatchEvent", "watch"]
 log = logging.getLogger(__name__)
 
 MIN_REFRESH_S = 5  # a report reloads at most this often: each reload redraws every figure
-FORECAST_BOOT = 200  # bootstrap draws of the live forecast's interval (the CLI uses 500)
 FORECAST_EVERY_S = 60  # the live forecast is recomputed at most this often (seconds at p = 113)
 
 
@@ -263,7 +263,7 @@ def watch(
                         or live is None
                         or live.status == "not yet"  # cheap: no plateau to measure yet
                     ):
-                        live = forecast_or_not_yet(run, n_boot=FORECAST_BOOT)
+                        live = forecast_or_not_yet(run)
                         live_at = time.monotonic()
                     last_event = _update(run, done, refresh, formats, analysed, opts, live)
                     analysed = last_event.epochs

@@ -1,4 +1,5 @@
-"""The T_grok forecast: synthetic plateaus with a known answer, refusals, evaluation, CLI."""
+"""The T_grok forecast: synthetic plateaus with a known answer, the calibration and its
+interval, "not yet", the monotone-information property, evaluation, CLI."""
 
 import json
 import math
@@ -14,74 +15,189 @@ from grokinterp.figures import write_evaluation
 from grokinterp.figures.forecast import forecast_section
 from grokinterp.forecast import (
     CALIBRATION,
+    DISAGREE,
     Calibration,
+    CalibrationCut,
     Forecast,
     NotMemorisedError,
     NotYetError,
-    calibration_from_curves,
+    _t_quantile,
     evaluate_forecast,
     forecast_from_curves,
     forecast_or_not_yet,
     forecast_t_grok,
+    raw_estimates,
 )
 from grokinterp.storage import atomic_write_text, format_metric_rows, metrics_header
 from tests.conftest import tiny_config
 
-T_MEM, T_GROK, PEAK, RATE = 150, 9000, 3600.0, 6e-5
+T_MEM, START = 150, 1400  # memorisation, and the end of memorisation (the plateau's start)
 
 
-def _plateau(upto: int, noise: float = 0.0, seed: int = 0):
-    """Curves with a known T_grok: the restricted loss falls linearly to 0 at T_GROK
-    (ratio 1), the sum of squared weights decays as PEAK exp(-RATE (t - 1400))."""
+def _plateau(t_grok, upto, noise=0.0, seed=0, transient=0.0, test_at=None):
+    """Curves with a known answer: the restricted loss falls linearly from 3.5 at START to 0
+    at t_grok, and the log test loss linearly from 3 at START to 0 at ``test_at`` (default
+    t_grok), so both raw estimates are t_grok (k = 1 for both).  ``transient`` adds an early
+    fall to the restricted loss that has died out after a few hundred epochs (the real
+    plateau's shape just after memorisation); ``noise`` is Gaussian on both curves."""
     rng = np.random.default_rng(seed)
-    t = np.arange(1400, upto + 1, 50)
-    rl = 3.5 * (T_GROK - t) / (T_GROK - 1400) + noise * rng.standard_normal(len(t))
-    wn = PEAK * np.exp(-RATE * (t - 1400)) * np.exp(noise * 0.01 * rng.standard_normal(len(t)))
-    critical = math.exp(-RATE * (T_GROK - 1400))  # the norm at T_grok over its peak
-    return t, rl, wn, Calibration((0.9, 1.0, 1.1), (critical * 0.95, critical, critical * 1.05))
+    test_at = t_grok if test_at is None else test_at
+    t = np.arange(START, upto + 1, 50)
+    rl = 3.5 * (t_grok - t) / (t_grok - START) + transient * np.exp(-(t - START) / 400)
+    rl = rl + noise * rng.standard_normal(len(t))
+    te = np.arange(START, upto + 1, 10)
+    tl = np.exp(3.0 * (test_at - te) / (test_at - START) + noise * rng.standard_normal(len(te)))
+    return t, rl, te, tl
 
 
-@pytest.mark.parametrize("upto", [3000, 4500])
-def test_known_exponential_plateau_gives_t_grok_inside_the_interval(upto):
-    t, rl, wn, cal = _plateau(upto, noise=0.02)
-    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=cal, n_boot=300)
-    assert found.status == "forecast" and found.upto == upto
-    assert found.t_grok == pytest.approx(T_GROK, rel=0.02)
-    assert found.low < T_GROK < found.high
-    assert found.low < found.t_grok < found.high
-    assert found.restricted["estimate"] == pytest.approx(T_GROK, rel=0.02)
-    assert found.norm["estimate"] == pytest.approx(T_GROK, rel=0.02)
-    assert found.norm["rate"] == pytest.approx(RATE, rel=0.05)
-    # exact curves and a one-value calibration: exact answer
-    t, rl, wn, cal = _plateau(upto)
-    exact = Calibration((1.0,), (cal.critical_norm[1],))
-    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=exact, n_boot=50)
-    assert found.t_grok == pytest.approx(T_GROK, rel=1e-9)
-    assert found.low == pytest.approx(T_GROK, rel=1e-9)
+def _cut(run, t_grok, upto, ratio=1.0, **kw):
+    """A calibration cut of a synthetic run whose true T_grok is T_MEM + ratio (t_grok - T_MEM)."""
+    raw = raw_estimates(*_plateau(t_grok, upto, **kw), upto=upto)
+    actual = round(T_MEM + ratio * (t_grok - T_MEM))
+    return CalibrationCut(run, T_MEM, upto, raw["t_zero"], raw["t_test"], actual)
 
 
-def test_the_calibration_moves_the_forecast():
-    t, rl, wn, cal = _plateau(3000)
-    late = Calibration((1.2,), (cal.critical_norm[1],))
-    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=late, n_boot=0)
-    assert found.restricted["estimate"] == pytest.approx(T_MEM + 1.2 * (T_GROK - T_MEM))
-    assert found.low is None and found.high is None
+def _calibration(t_groks, ratios=None, fractions=(1 / 4, 1 / 3, 1 / 2), **kw):
+    ratios = [1.0] * len(t_groks) if ratios is None else ratios
+    return Calibration(
+        tuple(
+            _cut(f"run{i}", g, int(START + f * (g - START)), ratio=r, seed=i, **kw)
+            for i, (g, r) in enumerate(zip(t_groks, ratios, strict=True))
+            for f in fractions
+        )
+    )
 
 
-def test_flat_or_short_plateaus_are_refused():
-    t, rl, wn, cal = _plateau(3000)
-    with pytest.raises(OptionError, match="not falling"):
-        forecast_from_curves(t, np.full(len(t), 2.0) + 1e-6 * t, wn, T_MEM, PEAK, calibration=cal)
-    with pytest.raises(OptionError, match="at least 5 plateau checkpoints"):
-        forecast_from_curves(t[:3], rl[:3], wn[:3], T_MEM, PEAK, calibration=cal)
+def test_raw_estimates_of_a_known_plateau():
+    t, rl, te, tl = _plateau(9000, 4000)
+    raw = raw_estimates(t, rl, te, tl)
+    assert raw["t_zero"] == pytest.approx(9000, rel=1e-9)
+    assert raw["t_test"] == pytest.approx(9000, rel=1e-9)
+    assert raw["test_loss"]["from"] == 2700  # the latest half of the plateau, 1,400-4,000
+    # the test loss before that half does not count: a bump there changes nothing
+    bumped = np.where(te < 2600, tl * 5.0, tl)
+    assert raw_estimates(t, rl, te, bumped)["t_test"] == pytest.approx(9000, rel=1e-9)
+    assert raw_estimates(t, rl, te, tl[::-1])["t_test"] == math.inf  # rising: never
+    assert math.isnan(raw_estimates(t, rl, te[-3:], tl[-3:])["t_test"])  # too few values
+    below = raw_estimates(t, rl, te, tl * math.exp(-3.0))  # already below the level
+    assert below["t_test"] == 4000
+    assert raw_estimates(t, np.full(len(t), 2.0), te, tl)["t_zero"] == math.inf
     with pytest.raises(OptionError, match="same shape"):
-        forecast_from_curves(t, rl[:-1], wn, T_MEM, PEAK, calibration=cal)
+        raw_estimates(t, rl[:-1], te, tl)
+    with pytest.raises(NotYetError, match="at least 5 plateau checkpoints"):
+        raw_estimates(t[:4], rl[:4], te, tl)
 
 
-def test_calibration_is_documented_and_sane():
-    assert CALIBRATION.restricted_ratio and CALIBRATION.critical_norm
-    assert all(r > 0.5 for r in CALIBRATION.restricted_ratio)
-    assert all(0 < c < 1 for c in CALIBRATION.critical_norm)
+@pytest.mark.parametrize("upto", [3000, 5000])
+def test_an_exact_calibration_gives_the_exact_answer(upto):
+    cal = _calibration([5000, 8000, 12000])
+    assert cal.model().k == pytest.approx({"restricted": 1.0, "test_loss": 1.0}, rel=1e-9)
+    found = forecast_from_curves(*_plateau(9000, upto), T_MEM, calibration=cal)
+    assert found.status == "forecast" and found.upto == upto and found.t_mem == T_MEM
+    assert found.t_grok == pytest.approx(9000, rel=1e-6)
+    assert found.restricted["estimate"] == pytest.approx(9000, rel=1e-6)
+    assert found.test_loss["estimate"] == pytest.approx(9000, rel=1e-6)
+    assert found.low == pytest.approx(9000, rel=1e-6) and found.high == pytest.approx(
+        9000, rel=1e-6
+    )
+
+
+def test_the_constants_are_the_median_ratios_of_the_calibration_runs():
+    # calibration runs grok at T_mem + 1.2 (t_zero - T_mem): k_R = 1.2, whatever the run
+    cal = _calibration([5000, 8000, 12000, 7000], ratios=[1.1, 1.2, 1.2, 1.3])
+    assert cal.model().k["restricted"] == pytest.approx(1.2, rel=1e-9)
+    found = forecast_from_curves(*_plateau(9000, 4000), T_MEM, calibration=cal)
+    assert found.restricted["estimate"] == pytest.approx(T_MEM + 1.2 * (9000 - T_MEM), rel=1e-6)
+    assert found.restricted["k"] == pytest.approx(1.2, rel=1e-9)
+
+
+def test_the_weights_follow_each_estimate_s_error_on_the_calibration():
+    # calibration runs whose test loss reaches the level at scattered times: that estimate
+    # is poor there, and gets little weight; the restricted loss is exact and gets the rest
+    cuts = []
+    for i, (g, late) in enumerate([(5000, 0.5), (8000, 2.0), (12000, 1.0), (7000, 3.0)]):
+        for f in (1 / 4, 1 / 2):
+            upto = int(START + f * (g - START))
+            raw = raw_estimates(*_plateau(g, upto, test_at=upto + late * (g - upto)), upto=upto)
+            cuts.append(CalibrationCut(f"r{i}", T_MEM, upto, raw["t_zero"], raw["t_test"], g))
+    found = forecast_from_curves(*_plateau(9000, 4000), T_MEM, calibration=Calibration(cuts))
+    assert found.restricted["weight"] > 0.95 and found.test_loss["weight"] < 0.05
+    assert found.t_grok == pytest.approx(9000, rel=0.05)
+
+
+def test_student_t_quantiles():
+    assert _t_quantile(0.95, 1) == pytest.approx(6.314, abs=2e-3)
+    assert _t_quantile(0.95, 4) == pytest.approx(2.132, abs=2e-3)
+    assert _t_quantile(0.95, 1000) == pytest.approx(1.646, abs=2e-3)  # close to the normal
+    with pytest.raises(OptionError, match="df >= 1"):
+        _t_quantile(0.95, 0)
+
+
+def test_the_interval_covers_new_runs_at_its_level():
+    # runs whose T_grok scatters around the restricted loss's zero by a log-normal factor
+    # (sd 0.15): calibrated on 8 of them, the 90% interval must cover about 90% of 200 new
+    # ones, and at least 80%
+    rng = np.random.default_rng(5)
+    ratios = np.exp(0.15 * rng.standard_normal(208))
+    groks = rng.uniform(5000, 12000, 208)
+    cal = _calibration(list(groks[:8]), ratios=list(ratios[:8]), test_at=None, noise=0.01)
+    inside = []
+    for g, r in zip(groks[8:], ratios[8:], strict=True):
+        upto = int(START + 0.4 * (g - START))
+        found = forecast_from_curves(*_plateau(g, upto, noise=0.01, seed=int(g)), T_MEM,
+                                     calibration=cal)  # fmt: skip
+        actual = T_MEM + r * (g - T_MEM)
+        inside.append(found.low <= actual <= found.high)
+    assert 0.8 <= np.mean(inside) <= 0.99
+
+
+def test_not_yet_when_the_plateau_is_short_flat_or_the_estimates_disagree():
+    cal = _calibration([5000, 8000, 12000])
+    t, rl, te, tl = _plateau(9000, 4000)
+    with pytest.raises(NotYetError, match="at least 5 plateau checkpoints"):
+        forecast_from_curves(t[:3], rl[:3], te, tl, T_MEM, calibration=cal)
+    with pytest.raises(NotYetError, match="not falling"):
+        forecast_from_curves(t, np.full(len(t), 2.0), te, tl, T_MEM, calibration=cal)
+    # the test loss says 2.5x later than the restricted loss: beyond DISAGREE, not yet
+    late = _plateau(9000, 4000, test_at=T_MEM + 2.5 * (9000 - T_MEM))
+    with pytest.raises(NotYetError, match=f"disagree.*more than {DISAGREE:g}x"):
+        forecast_from_curves(*late, T_MEM, calibration=cal)
+    # 1.5x apart is within the rule: a forecast between the two
+    near = _plateau(9000, 4000, test_at=T_MEM + 1.5 * (9000 - T_MEM))
+    found = forecast_from_curves(*near, T_MEM, calibration=cal)
+    assert 9000 < found.t_grok < T_MEM + 1.5 * (9000 - T_MEM)
+
+
+def test_the_forecast_does_not_get_worse_as_it_sees_more_of_the_plateau():
+    # synthetic runs with the real plateau's features: an early transient in the restricted
+    # loss, noise, and a T_grok that scatters around the restricted loss's zero.  Calibrated
+    # on 10 runs, the median error on 40 new runs must not grow with the cut.
+    rng = np.random.default_rng(11)
+    groks = rng.uniform(4000, 12000, 50)
+    ratios = np.exp(0.1 * rng.standard_normal(50))
+    kw = {"noise": 0.05, "transient": 0.8}
+    cal = _calibration(list(groks[:10]), ratios=list(ratios[:10]), **kw)
+    errors = {}
+    for f in (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4):
+        errs = []
+        for i, (g, r) in enumerate(zip(groks[10:], ratios[10:], strict=True)):
+            upto = int(START + f * (g - START))
+            curves = _plateau(g, upto, seed=100 + i, **kw)
+            found = forecast_from_curves(*curves, T_MEM, calibration=cal)
+            errs.append(abs(math.log(found.t_grok / (T_MEM + r * (g - T_MEM)))))
+        errors[f] = float(np.median(errs))
+    cuts = sorted(errors)
+    for early, later in zip(cuts, cuts[1:], strict=False):
+        assert errors[later] <= errors[early] * 1.1 + 0.005, errors
+    assert errors[3 / 4] < errors[1 / 4], errors
+
+
+def test_the_shipped_calibration_never_saw_a_test_run():
+    runs = {c.run for c in CALIBRATION.cuts}
+    assert len(runs) == 5 and "add-p113-paper-init999-data598" in runs
+    assert not any(f"init{s}" in r for r in runs for s in range(7105, 7111))  # the test set
+    model = CALIBRATION.model()
+    assert 1.0 < model.k["restricted"] < 1.5 and 0 < model.k["test_loss"] < 1
 
 
 def _fake_run(tmp_path, rows):
@@ -133,22 +249,19 @@ def test_not_yet_is_an_answer_with_its_reason(tmp_path):
     assert forecast_or_not_yet(run).status == "already grokked"
     with pytest.raises(OptionError, match="upto must be an epoch >= 0"):
         forecast_or_not_yet(run, upto=-1)  # bad input is still an error
-    # a flat plateau is "not yet" too, and the errors forecast_t_grok raises say so
-    t, rl, wn, cal = _plateau(3000)
-    with pytest.raises(NotYetError, match="not falling"):
-        forecast_from_curves(t, np.full(len(t), 2.0), wn, T_MEM, PEAK, calibration=cal)
 
 
 def test_the_report_block_says_forecast_interval_or_why_not():
     base = {"upto": 3000, "t_mem": 150, "low": None, "high": None}
     found = Forecast(
         status="forecast", t_grok=8765.4, **{**base, "low": 7000.0, "high": 11234.0},
-        plateau_start=1400, n_points=31, restricted={"estimate": 8000.0},
-        norm={"estimate": 9500.0},
+        plateau_start=1400, n_points=31, restricted={"estimate": 8000.0, "weight": 0.45},
+        test_loss={"estimate": 9500.0, "weight": 0.55}, interval="interval from 5 runs",
     )  # fmt: skip
     block = forecast_section(found)
     for text in ("data up to epoch 3,000", "<b>8,765</b>", "90% interval 7,000 to 11,234",
-                 "31 plateau checkpoints, epochs 1,400 to 3,000", "8,000", "9,500"):  # fmt: skip
+                 "31 plateau checkpoints, epochs 1,400 to 3,000", "8000 (weight 0.45)",
+                 "9500 (weight 0.55)", "interval from 5 runs"):  # fmt: skip
         assert text in block, (text, block)
     done = forecast_section(Forecast(status="already grokked", t_grok=8640.0, **base))
     assert "Already grokked: T_grok = <b>8,640</b>" in done
@@ -166,10 +279,12 @@ def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, caps
             {"epoch": 60, "test_loss": 0.01, "train_acc": 1.0, "test_acc": 1.0},
         ],
     )
-    result = evaluate_forecast(tmp_path, fractions=(0.5,), n_boot=10)
-    assert result["runs"][0]["forecast"] is None  # too few plateau checkpoints: the reason
+    result = evaluate_forecast(tmp_path, fractions=(0.5,))
+    assert result["runs"][0]["status"] == "not yet"  # too few plateau checkpoints: the reason
+    assert result["runs"][0]["forecast"] is None
     assert "plateau checkpoints" in result["runs"][0]["error"]
     assert result["median_rel_error"] == {"0.5": None}
+    assert result["n_forecast"] == {"0.5": 0} and result["n_not_yet"] == {"0.5": 1}
     written = write_evaluation(result, tmp_path / "out", formats=("html",))
     assert {p.name for p in written} == {"forecast.json", "forecast.html", files.PLOTLY_JS}
     assert json.loads((tmp_path / "out" / "forecast.json").read_text())["fractions"] == [0.5]
@@ -193,67 +308,15 @@ def test_evaluation_skips_runs_it_cannot_cut_and_writes_its_files(tmp_path, caps
     assert "median relative error at f = 0.5" in capsys.readouterr().out
 
 
-def test_calibration_values_are_checked():
-    with pytest.raises(OptionError, match="paired"):
-        Calibration((1.2, 1.3), (0.4,))
-    with pytest.raises(OptionError, match="critical_norm in"):
-        Calibration((1.2,), (1.4,))
-
-
-def test_the_forecast_is_the_mean_of_the_two_estimates():
-    t, rl, wn, cal = _plateau(3000)
-    # ratio 1.25 puts the restricted-loss estimate at T_mem + 1.25 (T_GROK - T_mem)
-    split = Calibration((1.25,), (cal.critical_norm[1],))
-    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=split, n_boot=0)
-    t_r = T_MEM + 1.25 * (T_GROK - T_MEM)
-    assert found.restricted["estimate"] == pytest.approx(t_r)
-    assert found.norm["estimate"] == pytest.approx(T_GROK)
-    assert found.t_grok == pytest.approx((t_r + T_GROK) / 2)
-
-
-def test_the_interval_carries_the_spread_of_the_calibration():
-    t, rl, wn, cal = _plateau(3000)  # noise-free: the spread comes from the calibration only
-    c = cal.critical_norm[1]
-    # paired cuts: each pair moves both estimates the same way (as on real runs)
-    paired = Calibration((0.9, 1.0, 1.1), (1.05 * c, c, 0.95 * c))
-    found = forecast_from_curves(t, rl, wn, T_MEM, PEAK, calibration=paired, n_boot=200)
-    assert found.t_grok == pytest.approx(T_GROK, rel=1e-9)
-    earliest = (T_MEM + 0.9 * (T_GROK - T_MEM) + T_GROK - math.log(1.05) / RATE) / 2
-    assert found.low == pytest.approx(earliest, rel=1e-6)  # the 5th percentile: pair 0
-    assert found.high > 1.05 * T_GROK
-
-
-def test_calibration_from_curves_recovers_the_constants_of_a_known_plateau():
-    t, rl, wn, cal = _plateau(4000)
-    curves = {
-        "epochs": t,
-        "restricted_loss": rl,
-        "weight_norm_sq": wn,
-        "t_mem": T_MEM,
-        "peak_norm_sq": PEAK,
-    }
-    r, c = calibration_from_curves(curves, T_GROK)
-    assert r == pytest.approx(1.0, rel=1e-9)  # the restricted loss reaches 0 at T_GROK
-    assert c == pytest.approx(cal.critical_norm[1], rel=1e-9)
-    r_late, _ = calibration_from_curves(curves, T_MEM + 1.5 * (T_GROK - T_MEM))
-    assert r_late == pytest.approx(1.5, rel=1e-9)
-    rising = {**curves, "restricted_loss": rl[::-1], "weight_norm_sq": wn[::-1]}
-    assert all(math.isnan(v) for v in calibration_from_curves(rising, T_GROK))
-
-
 def _synthetic_cuts(runs):
-    """Cuts of runs with the known plateau, each (name, setting, T_grok label)."""
-    t, rl, wn, _ = _plateau(4000)
+    """Evaluation cuts of runs with the known plateau (T_grok 9,000 as curves say), each
+    (name, setting, true T_grok)."""
+    t, rl, te, tl = _plateau(9000, 4000)
     curves = {
-        "upto": 4000,
-        "t_mem": T_MEM,
-        "t_grok": None,
-        "epochs": [int(e) for e in t],
-        "restricted_loss": list(rl),
-        "weight_norm_sq": list(wn),
-        "peak_norm_sq": PEAK,
-        "key_freqs": [1, 2, 3, 4],
-    }
+        "upto": 4000, "t_mem": T_MEM, "t_grok": None, "plateau_start": START,
+        "epochs": [int(e) for e in t], "restricted_loss": list(rl),
+        "test_epochs": [int(e) for e in te], "test_loss": list(tl), "key_freqs": [1, 2, 3, 4],
+    }  # fmt: skip
     return [
         {"run": name, "path": name, "setting": {"lr": lr}, "T_mem": T_MEM, "T_grok": grok,
          "fraction": 0.5, "upto": 4000, "curves": curves}
@@ -264,40 +327,43 @@ def _synthetic_cuts(runs):
 def test_leave_one_out_calibrates_each_run_on_the_others(monkeypatch):
     import grokinterp.forecast as forecast
 
-    # a, b, c share the plateau and its T_grok; d's T_grok is later (its constants differ)
-    later = T_MEM + 1.5 * (T_GROK - T_MEM)
+    # a, b, c share the plateau and its T_grok; d groks later (its constants differ)
+    later = T_MEM + 1.5 * (9000 - T_MEM)
     cuts = _synthetic_cuts(
-        [("a", 1e-3, T_GROK), ("b", 1e-3, T_GROK), ("c", 2e-3, T_GROK), ("d", 2e-3, later)]
+        [("a", 1e-3, 9000), ("b", 1e-3, 9000), ("c", 2e-3, 9000), ("d", 2e-3, later)]
     )
     monkeypatch.setattr(forecast, "_grokked_cuts", lambda source, fractions: (cuts, []))
-    by_run = evaluate_forecast("sweep", fractions=(0.5,), n_boot=0, leave_out="run")
+    by_run = evaluate_forecast("sweep", fractions=(0.5,), leave_out="run")
     rows = {r["run"]: r for r in by_run["runs"]}
     assert rows["a"]["calibrated_on"] == ["b", "c", "d"]
-    assert rows["a"]["forecast"] == pytest.approx(T_GROK, rel=1e-6)  # median of b, c, d
     assert rows["d"]["calibrated_on"] == ["a", "b", "c"]
-    assert rows["d"]["forecast"] == pytest.approx(T_GROK, rel=1e-6)  # d's own never seen
-    assert rows["d"]["rel_error"] == pytest.approx((later - T_GROK) / later, rel=1e-6)
+    assert rows["d"]["forecast"] == pytest.approx(9000, rel=1e-6)  # d's own never seen
+    assert rows["d"]["rel_error"] == pytest.approx((later - 9000) / later, rel=1e-6)
+    assert not rows["d"]["inside"]  # a, b and c agree exactly: a narrow interval
     assert by_run["leave_out"] == "run" and by_run["calibration"] is None
-    by_setting = evaluate_forecast("sweep", fractions=(0.5,), n_boot=0, leave_out="setting")
+    by_setting = evaluate_forecast("sweep", fractions=(0.5,), leave_out="setting")
     rows = {r["run"]: r for r in by_setting["runs"]}
     assert rows["a"]["calibrated_on"] == ["c", "d"] and rows["c"]["calibrated_on"] == ["a", "b"]
     with pytest.raises(OptionError, match="leave_out"):
         evaluate_forecast("sweep", leave_out="seed")
-    # calibrating on all four: one pair per cut, the constants that would forecast each
+    # calibrating on all four: one cut each, with the raw estimates and the true T_grok
     found = forecast._calibration_of(cuts, "test")
-    assert found.restricted_ratio == pytest.approx((1.0, 1.0, 1.0, 1.5), rel=1e-3)
+    assert [c.t_grok for c in found.cuts] == [9000, 9000, 9000, round(later)]
+    assert all(c.t_zero == pytest.approx(9000, rel=1e-9) for c in found.cuts)
 
 
 def test_a_calibration_round_trips_through_the_command_line_files(tmp_path, capsys):
     path = tmp_path / "forecast-calibration.json"
-    mine = Calibration((1.1, 1.7), (0.7, 0.8), source="a p = 59 sweep")
+    mine = Calibration(_calibration([5000, 8000]).cuts, source="a p = 59 sweep")
     path.write_text(json.dumps(mine.to_dict()))
     assert Calibration.read(path) == mine
     with pytest.raises(OptionError, match="calibration file not found"):
         Calibration.read(tmp_path / "none.json")
-    (tmp_path / "bad.json").write_text('{"restricted_ratio": [1.0]}')
-    with pytest.raises(OptionError, match="not a forecast calibration"):
+    (tmp_path / "bad.json").write_text('{"restricted_ratio": [1.0]}')  # an older version's
+    with pytest.raises(OptionError, match="not a forecast calibration of this version"):
         Calibration.read(tmp_path / "bad.json")
+    with pytest.raises(OptionError, match="at least 2 runs"):
+        Calibration(_calibration([5000]).cuts)
     run = _fake_run(
         tmp_path,
         [

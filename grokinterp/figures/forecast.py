@@ -49,9 +49,8 @@ def forecast_section(found: Forecast) -> str:
         body = (
             f"<p>T_grok forecast <b>{found.t_grok:,.0f}</b> ({interval}), from "
             f"{found.n_points} plateau checkpoints, epochs {found.plateau_start:,} to "
-            f"{found.upto:,} (T_mem {found.t_mem}). Restricted-loss estimate "
-            f"{found.restricted.get('estimate', float('nan')):,.0f}, weight-norm estimate "
-            f"{found.norm.get('estimate', float('nan')):,.0f}. Method and measured error: "
-            "docs/forecast.md.</p>"
+            f"{found.upto:,} (T_mem {found.t_mem}): "
+            f"{html.escape(found.estimates_text())}. {html.escape(found.interval)}. Method "
+            "and measured error: docs/forecast.md.</p>"
         )
     return head + body
