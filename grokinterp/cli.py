@@ -433,7 +433,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         Calibration,
         calibrate_forecast,
         evaluate_forecast,
-        forecast_t_grok,
+        forecast_or_not_yet,
     )
     from grokinterp.storage import write_json
 
@@ -444,11 +444,11 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     if not modes:
         if args.out or args.fractions or args.leave_out:
             raise CliError("--out, --fractions and --leave-out go with --evaluate or --calibrate")
-        found = forecast_t_grok(args.path, upto=args.upto, calibration=calibration)
+        found = forecast_or_not_yet(args.path, upto=args.upto, calibration=calibration)
         print(f"{args.path}: {found}")
         if args.json:
             print(json.dumps(found.to_dict(), indent=1))
-        return 0
+        return 2 if found.status == "not yet" else 0
     if args.upto is not None:
         raise CliError(f"--upto is for one run; --{modes[0]} cuts every run itself")
     fractions = _parse_fractions(args.fractions) if args.fractions else FRACTIONS

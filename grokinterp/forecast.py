@@ -80,6 +80,12 @@ LEVEL = 0.9  # the interval's coverage
 ESTIMATES = ("restricted", "test_loss")  # the estimates, in the order they are combined
 _RAW = {"restricted": "t_zero", "test_loss": "t_test"}  # the raw estimate of each
 FRACTIONS = (1 / 4, 1 / 3, 1 / 2)  # where calibration and evaluation cut a grokked run
+# The config fields that make a setup: a run that differs from its calibration's runs in
+# any of them is warned that the constants may not hold (docs/forecast.md).
+SETUP_KEYS = (
+    "operation", "p", "frac_train", "lr", "weight_decay", "optimizer", "init", "d_model",
+    "d_mlp", "n_heads", "loss", "attn_coeff",
+)  # fmt: skip
 
 
 class NotYetError(OptionError):
@@ -279,6 +285,7 @@ class Calibration:
 
     cuts: tuple[CalibrationCut, ...]
     source: str = ""
+    setting: dict = field(default_factory=dict)  # SETUP_KEYS values all its runs share
 
     def __post_init__(self):
         cuts = tuple(c if isinstance(c, CalibrationCut) else CalibrationCut(**c) for c in self.cuts)
@@ -321,7 +328,15 @@ class Calibration:
                 f"{path}: not a forecast calibration of this version ({type(err).__name__}: "
                 f"{err}); write one with 'grokinterp forecast SWEEP --calibrate'"
             ) from None
-        return cls(cuts=cuts, source=str(data.get("source", path)))
+        return cls(
+            cuts=cuts, source=str(data.get("source", path)), setting=dict(data.get("setting", {}))
+        )
+
+    def differs(self, setting: dict) -> dict:
+        """{field: (calibration's value, this run's)} for the setup fields that differ."""
+        return {
+            k: (v, setting[k]) for k, v in self.setting.items() if k in setting and setting[k] != v
+        }
 
     def model(self) -> _Model:
         trend, sq, n = {}, {}, {}
@@ -455,6 +470,20 @@ CALIBRATION = Calibration(
     ),
     source="held-out benchmark development runs (p = 113, paper setup), f = 1/4, 1/3, 1/2; "
     "docs/forecast.md",
+    setting={
+        "operation": "add",
+        "p": 113,
+        "frac_train": 0.3,
+        "lr": 0.001,
+        "weight_decay": 1.0,
+        "optimizer": "adamw",
+        "init": "paper",
+        "d_model": 128,
+        "d_mlp": 512,
+        "n_heads": 4,
+        "loss": "softmax",
+        "attn_coeff": 1.0,
+    },  # fmt: skip
 )
 
 
@@ -477,6 +506,7 @@ class Forecast:
     level: float = LEVEL
     interval: str = ""  # how the interval was made
     reason: str = ""  # why not yet
+    warning: str = ""  # the calibration's runs are of another setup
 
     def to_dict(self) -> dict:
         return _jsonable(asdict(self))
@@ -495,6 +525,7 @@ class Forecast:
             f"T_grok forecast {self.t_grok:.0f} ({shown}) from {self.n_points} plateau "
             f"checkpoints {self.plateau_start}-{self.upto}; T_mem {self.t_mem}; "
             f"{self.estimates_text()}; {self.interval}"
+            + (f".  Warning: {self.warning}" if self.warning else "")
         )
 
     def estimates_text(self) -> str:
@@ -657,7 +688,9 @@ def plateau_curves(run: Run, upto: int | None = None, n_key_freqs: int = N_KEY_F
         raise NotYetError(f"{run.path / files.METRICS}: no logged epochs <= {upto} yet", upto=upto)
     mem = t_mem(*_finite(m["epoch"], m["train_acc"]), threshold=ACC).epoch
     grok = t_grok(*_finite(m["epoch"], m["test_acc"]), threshold=ACC).epoch
-    out = {"upto": upto, "t_mem": mem, "t_grok": grok}
+    config = run.config.to_dict()
+    setting = {k: config[k] for k in SETUP_KEYS if k in config}
+    out = {"upto": upto, "t_mem": mem, "t_grok": grok, "setting": setting}
     if mem is None:
         raise NotMemorisedError(
             f"{run.path.name}: not memorised by epoch {upto} (train accuracy below {ACC} at "
@@ -757,7 +790,18 @@ def _forecast_plateau(curves: dict, calibration: Calibration) -> Forecast:
     except NotYetError as err:  # where the data ended, for forecast_or_not_yet
         err.upto, err.t_mem = curves["upto"], curves["t_mem"]
         raise
-    return Forecast(**{**asdict(found), "key_freqs": curves["key_freqs"]})
+    differ = calibration.differs(curves.get("setting", {}))
+    warning = ""
+    if differ:
+        shown = ", ".join(
+            f"{k} {mine!r} (calibration: {theirs!r})" for k, (theirs, mine) in differ.items()
+        )
+        warning = (
+            f"this run differs from the calibration's runs in {shown}; the constants may not "
+            "hold here (at p = 59 the p = 113 ones err by 18-38%): calibrate on runs of this "
+            "setup, 'grokinterp forecast SWEEP --calibrate' (docs/forecast.md)"
+        )
+    return Forecast(**{**asdict(found), "key_freqs": curves["key_freqs"], "warning": warning})
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -849,8 +893,15 @@ def _calibration_cut(cut: dict) -> CalibrationCut | None:
 
 def _calibration_of(cuts: Sequence[dict], source: str) -> Calibration:
     found = [c for c in map(_calibration_cut, cuts) if c is not None]
+    used = {c.run for c in found}
+    settings = [cut["curves"].get("setting", {}) for cut in cuts if cut["run"] in used]
+    shared = {
+        k: v
+        for k, v in (settings[0] if settings else {}).items()
+        if all(k in other and other[k] == v for other in settings)
+    }
     try:
-        return Calibration(cuts=tuple(found), source=source)
+        return Calibration(cuts=tuple(found), source=source, setting=shared)
     except OptionError:
         raise OptionError(
             f"no calibration: the {len(cuts)} cuts of {source} give {len(found)} with a plateau "
@@ -947,6 +998,7 @@ def evaluate_forecast(
                 "restricted_weight": fc.restricted.get("weight"),
                 "key_freqs": fc.key_freqs,
                 "n_points": fc.n_points,
+                "warning": fc.warning,
             }
         )
         log.info(

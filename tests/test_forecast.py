@@ -195,7 +195,8 @@ def test_the_forecast_does_not_get_worse_as_it_sees_more_of_the_plateau():
 def test_the_shipped_calibration_never_saw_a_test_run():
     runs = {c.run for c in CALIBRATION.cuts}
     assert len(runs) == 5 and "add-p113-paper-init999-data598" in runs
-    assert not any(f"init{s}" in r for r in runs for s in range(7105, 7111))  # the test set
+    test_seeds = range(7105, 7117)  # the test runs of both batches
+    assert not any(f"init{s}" in r for r in runs for s in test_seeds)
     model = CALIBRATION.model()
     assert 1.0 < model.k["restricted"] < 1.5 and 0 < model.k["test_loss"] < 1
 
@@ -263,6 +264,9 @@ def test_the_report_block_says_forecast_interval_or_why_not():
                  "31 plateau checkpoints, epochs 1,400 to 3,000", "8000 (weight 0.45)",
                  "9500 (weight 0.55)", "interval from 5 runs"):  # fmt: skip
         assert text in block, (text, block)
+    assert "Warning" not in block
+    other = forecast_section(Forecast(**{**found.to_dict(), "warning": "another <setup>"}))
+    assert "<b>Warning.</b> another &lt;setup&gt;" in other
     done = forecast_section(Forecast(status="already grokked", t_grok=8640.0, **base))
     assert "Already grokked: T_grok = <b>8,640</b>" in done
     why = "a forecast needs at least 5 plateau checkpoints <after> T_mem"
@@ -379,3 +383,26 @@ def test_a_calibration_round_trips_through_the_command_line_files(tmp_path, caps
     assert main(["forecast", str(tmp_path), "--calibrate", "--fractions", "0.5"]) == 2
     assert "no calibration" in capsys.readouterr().err
     assert main(["forecast", str(tmp_path), "--evaluate", "--calibrate"]) == 2
+
+
+def test_a_run_of_another_setup_is_warned_that_the_constants_may_not_hold():
+    cal = Calibration(_calibration([5000, 8000]).cuts, setting={"p": 113, "lr": 1e-3})
+    assert cal.differs({"p": 59, "lr": 1e-3, "weight_decay": 5.0}) == {"p": (113, 59)}
+    t, rl, te, tl = _plateau(9000, 4000)
+    curves = {
+        "upto": 4000, "t_mem": T_MEM, "epochs": list(t), "restricted_loss": list(rl),
+        "test_epochs": list(te), "test_loss": list(tl), "key_freqs": [1, 2, 3, 4],
+    }  # fmt: skip
+    import grokinterp.forecast as forecast
+
+    same = forecast._forecast_plateau({**curves, "setting": {"p": 113, "lr": 1e-3}}, cal)
+    assert same.warning == "" and "Warning" not in str(same)
+    other = forecast._forecast_plateau({**curves, "setting": {"p": 59, "lr": 1e-3}}, cal)
+    assert "p 59 (calibration: 113)" in other.warning and "--calibrate" in other.warning
+    assert other.warning in str(other) and other.t_grok == same.t_grok
+    # a calibration made on runs shares only the fields all its runs agree on
+    cuts = _synthetic_cuts([("a", 1e-3, 9000), ("b", 2e-3, 9000)])
+    for cut, lr in zip(cuts, (1e-3, 2e-3), strict=True):
+        cut["curves"] = {**cut["curves"], "setting": {"p": 59, "lr": lr}}
+    assert forecast._calibration_of(cuts, "test").setting == {"p": 59}
+    assert CALIBRATION.setting["p"] == 113 and CALIBRATION.setting["weight_decay"] == 1.0

@@ -53,4 +53,6 @@ def forecast_section(found: Forecast) -> str:
             f"{html.escape(found.estimates_text())}. {html.escape(found.interval)}. Method "
             "and measured error: docs/forecast.md.</p>"
         )
+        if found.warning:
+            body += f"<p><b>Warning.</b> {html.escape(found.warning)}</p>"
     return head + body
