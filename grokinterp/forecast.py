@@ -10,26 +10,28 @@ The method (docs/forecast.md) uses only the checkpoints and metrics up to an epo
 3. Restricted-loss trend.  Key frequencies are those of the embedding at ``upto`` (the
    ``n_key_freqs`` largest frequency norms of W_E, :data:`N_KEY_FREQS` = 4); the
    restricted loss with them is computed at (at most :data:`MAX_POINTS`) plateau
-   checkpoints and fitted by a straight line over the whole plateau; ``t_zero`` is where
+   checkpoints and fitted by a straight line over the latest half of the plateau
+   (:data:`RECENT`; at least its last :data:`MIN_POINTS` checkpoints); ``t_zero`` is where
    it would reach 0, and ``T_R = T_mem + k_R (t_zero - T_mem)``.
-4. Test-loss trend.  The log test loss (metrics.csv) over the latest half of the plateau
-   (:data:`RECENT`) is fitted by a straight line; ``t_test`` is where it would reach
-   :data:`TEST_LOSS_LEVEL` (log test loss 0, a test loss of 1), and
-   ``T_L = upto + k_L (t_test - upto)``.
-5. The constants ``k_R`` and ``k_L`` come from a :class:`Calibration`: grokked runs cut
-   early, each cut stored with its raw estimates (``t_zero``, ``t_test``) and its true
-   T_grok.  ``k`` is the median ratio that maps a raw estimate to T_grok.  The forecast is
-   the weighted geometric mean of T_R and T_L, each weighted by the inverse of its squared
-   log error on the calibration cuts, corrected by the combination's median log error
-   there.
-6. The interval is a prediction interval from the calibration: the combination's log
-   errors on the calibration cuts have spread ``s`` over ``n`` runs, and the interval is
-   the forecast times ``exp(+-t s sqrt(1 + 1/n))``, ``t`` the Student-t quantile with
-   ``n - 1`` degrees of freedom: widened for the few runs a calibration has.
+4. Test-loss trend.  The log test loss (metrics.csv) over the same latest half is fitted
+   by a straight line; ``t_test`` is where it would reach :data:`TEST_LOSS_LEVEL` (log
+   test loss 0, a test loss of 1), and ``T_L = upto + k_L (t_test - upto)``.
+5. The constants come from a :class:`Calibration`: grokked runs cut early, each cut
+   stored with its raw estimates (``t_zero``, ``t_test``) and its true T_grok.  For each
+   estimate, log k = a + b phi, phi = (upto - T_mem) / (raw - T_mem) the share of its own
+   estimated delay a cut has seen; b is fitted within runs (how k drifts as one run is cut
+   later), a is the median of log k - b phi.  The forecast is the weighted geometric mean
+   of T_R and T_L, each weighted by 1 / (its mean squared log error on the calibration
+   cuts + the smaller of the two), divided by the combination's median error there.
+6. The interval is a prediction interval: each calibration run is forecast with a
+   calibration made from the other runs, and the root-mean-square ``s`` of those held-out
+   log errors over ``n`` runs gives the forecast times ``exp(+-t s)``, ``t`` the Student-t
+   quantile with ``n - 1`` degrees of freedom: widened for the few runs a calibration has.
 7. "Not yet" (:class:`NotYetError`): not memorised, fewer than :data:`MIN_POINTS`
    plateau checkpoints, a restricted loss that is not falling, or two estimates that
    each carry at least :data:`MIN_WEIGHT` of the weight and whose delays (T - T_mem)
-   differ by more than :data:`DISAGREE` times.
+   differ by more than :data:`DISAGREE` times.  A run whose setup (:data:`SETUP_KEYS`)
+   differs from its calibration's runs gets a ``warning``.
 
 :func:`forecast_from_curves` is the arithmetic on arrays; :func:`forecast_t_grok` reads a
 run; :func:`evaluate_forecast` cuts grokked runs early and compares.
@@ -72,7 +74,7 @@ ACC = ACC_THRESHOLD  # the accuracy of T_mem and T_grok
 N_KEY_FREQS = 4  # embedding frequencies the restricted loss keeps
 MAX_POINTS = 40  # plateau checkpoints at most whose restricted loss is computed
 MIN_POINTS = 5  # plateau checkpoints at least for a forecast (and logged test losses)
-RECENT = 0.5  # the latest share of the plateau the test-loss slope is fitted on
+RECENT = 0.5  # the latest share of the plateau both trends are fitted on
 TEST_LOSS_LEVEL = 0.0  # the log test loss the test-loss trend is extrapolated to
 MIN_WEIGHT = 0.1  # an estimate with less weight takes no part in the disagreement rule
 DISAGREE = 2.0  # delays (T - T_mem) of two estimates further apart than this: not yet
