@@ -465,6 +465,8 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             f"{model.k['restricted']:.3f}, k test loss {model.k['test_loss']:.3f}; mean squared "
             f"log error {model.sq_error['restricted']:.4f} and {model.sq_error['test_loss']:.4f}"
         )
+        if found.note:
+            print(f"warning: {found.note}")
         print(
             f"wrote {out / files.FORECAST_CALIBRATION}; use it with 'grokinterp forecast RUN "
             f"--calibration {out / files.FORECAST_CALIBRATION}'"

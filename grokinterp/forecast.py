@@ -288,6 +288,7 @@ class Calibration:
     cuts: tuple[CalibrationCut, ...]
     source: str = ""
     setting: dict = field(default_factory=dict)  # SETUP_KEYS values all its runs share
+    note: str = ""  # what the calibration cannot see (one seed pair for all its runs)
 
     def __post_init__(self):
         cuts = tuple(c if isinstance(c, CalibrationCut) else CalibrationCut(**c) for c in self.cuts)
@@ -331,7 +332,10 @@ class Calibration:
                 f"{err}); write one with 'grokinterp forecast SWEEP --calibrate'"
             ) from None
         return cls(
-            cuts=cuts, source=str(data.get("source", path)), setting=dict(data.get("setting", {}))
+            cuts=cuts,
+            source=str(data.get("source", path)),
+            setting=dict(data.get("setting", {})),
+            note=str(data.get("note", "")),
         )
 
     def differs(self, setting: dict) -> dict:
@@ -858,6 +862,7 @@ def _grokked_cuts(source, fractions: Sequence[float]) -> tuple[list[dict], list[
                 "run": path.name,
                 "path": str(path),
                 "setting": setting,
+                "seeds": (run.config.init_seed, run.config.data_seed),
                 "T_mem": mem,
                 "T_grok": grok,
                 "fraction": f,
@@ -902,8 +907,19 @@ def _calibration_of(cuts: Sequence[dict], source: str) -> Calibration:
         for k, v in (settings[0] if settings else {}).items()
         if all(k in other and other[k] == v for other in settings)
     }
+    seeds = {cut.get("seeds") for cut in cuts if cut["run"] in used}
+    note = ""
+    if len(used) > 1 and len(seeds) == 1 and None not in seeds:
+        init, data = seeds.pop()
+        note = (
+            f"all {len(used)} calibration runs share one init seed ({init}) and one data seed "
+            f"({data}): they do not show the seed-to-seed scatter of T_grok, so the interval "
+            "will be too narrow for runs with other seeds (on the p = 59 sweep it held 38-42% "
+            "of them); calibrate on runs with different seeds (docs/forecast.md)"
+        )
+        log.warning("calibration: %s", note)
     try:
-        return Calibration(cuts=tuple(found), source=source, setting=shared)
+        return Calibration(cuts=tuple(found), source=source, setting=shared, note=note)
     except OptionError:
         raise OptionError(
             f"no calibration: the {len(cuts)} cuts of {source} give {len(found)} with a plateau "

@@ -405,4 +405,13 @@ def test_a_run_of_another_setup_is_warned_that_the_constants_may_not_hold():
     for cut, lr in zip(cuts, (1e-3, 2e-3), strict=True):
         cut["curves"] = {**cut["curves"], "setting": {"p": 59, "lr": lr}}
     assert forecast._calibration_of(cuts, "test").setting == {"p": 59}
+    # runs that share one seed pair cannot show seed-to-seed scatter: the calibration says so
+    for cut, seeds in zip(cuts, ((1, 2), (1, 2)), strict=True):
+        cut["seeds"] = seeds
+    assert (
+        "share one init seed (1) and one data seed (2)"
+        in forecast._calibration_of(cuts, "test").note
+    )
+    cuts[1]["seeds"] = (3, 4)
+    assert forecast._calibration_of(cuts, "test").note == ""
     assert CALIBRATION.setting["p"] == 113 and CALIBRATION.setting["weight_decay"] == 1.0
