@@ -179,11 +179,17 @@ def raw_estimates(
     }
 
 
+def _anchor(name: str, t_mem: float, upto: float) -> float:
+    """Where an estimate's delay is counted from: T_mem for the restricted loss (its zero
+    crossing scales the whole delay), ``upto`` for the test loss (the time still to go)."""
+    return t_mem if name == "restricted" else upto
+
+
 def _scaled(name: str, raw: float, t_mem: float, upto: float, k: float) -> float:
     """An estimate of T_grok from a raw estimate: T_mem + k (t_zero - T_mem) for the
     restricted loss, upto + k (t_test - upto) for the test loss; NaN when the raw estimate
     says nothing (not finite, or not after its anchor)."""
-    anchor = t_mem if name == "restricted" else upto
+    anchor = _anchor(name, t_mem, upto)
     if not math.isfinite(raw) or raw < anchor or (raw == anchor and name == "restricted"):
         return math.nan
     return anchor + k * (raw - anchor)
@@ -191,7 +197,7 @@ def _scaled(name: str, raw: float, t_mem: float, upto: float, k: float) -> float
 
 def _ratio(name: str, raw: float, t_mem: float, upto: float, actual: float) -> float:
     """The k that maps the raw estimate to the actual T_grok (NaN where it cannot)."""
-    anchor = t_mem if name == "restricted" else upto
+    anchor = _anchor(name, t_mem, upto)
     if not math.isfinite(raw) or raw <= anchor or actual <= anchor:
         return math.nan
     return (actual - anchor) / (raw - anchor)
@@ -212,7 +218,7 @@ class CalibrationCut:
     t_grok: int
 
     def raw(self, name: str) -> float:
-        return self.t_zero if name == "restricted" else self.t_test
+        return getattr(self, _RAW[name])
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,6 @@ class _Model:
 
     trend: dict  # {estimate: (a, b, phi_low, phi_high)}
     sq_error: dict  # {estimate: mean squared log error on the calibration cuts}
-    n_cuts: dict  # {estimate: cuts with a finite log error}
 
     @property
     def k(self) -> dict:
@@ -345,7 +350,7 @@ class Calibration:
         }
 
     def model(self) -> _Model:
-        trend, sq, n = {}, {}, {}
+        trend, sq = {}, {}
         runs = [c.run for c in self.cuts]
         for name in ESTIMATES:
             raws = [c.raw(name) for c in self.cuts]
@@ -361,13 +366,12 @@ class Calibration:
             with np.errstate(divide="ignore", invalid="ignore"):
                 logs = np.where(ratios > 0, np.log(ratios), np.nan)
             trend[name] = _trend(phis, logs, runs)
-        model = _Model(trend=trend, sq_error={}, n_cuts={})
+        model = _Model(trend=trend, sq_error={})
         for name in ESTIMATES:
             errs = _log_errors(self.cuts, name, model)
             errs = errs[np.isfinite(errs)]
-            n[name] = len(errs)
             sq[name] = float(np.mean(errs**2)) if len(errs) >= 3 else math.inf
-        return _Model(trend=trend, sq_error=sq, n_cuts=n)
+        return _Model(trend=trend, sq_error=sq)
 
 
 def _estimate(name: str, raw: float, t_mem: float, upto: float, model: _Model) -> float:
@@ -397,7 +401,7 @@ def _weights(model: _Model, have: Sequence[str]) -> dict:
     keeps two estimates of similar error near equal weight (a handful of calibration runs
     cannot rank them), while one far worse than the other still gets almost none.
 
-    >>> w = _weights(_Model({}, {"restricted": 0.03, "test_loss": 0.02}, {}), ESTIMATES)
+    >>> w = _weights(_Model({}, {"restricted": 0.03, "test_loss": 0.02}), ESTIMATES)
     >>> round(w["restricted"], 2), round(w["test_loss"], 2)
     (0.44, 0.56)
     """
@@ -422,10 +426,13 @@ def _combined_errors(cuts: Sequence[CalibrationCut], model: _Model, weights: dic
     return errs[np.isfinite(errs)]
 
 
-def _combine(cal: Calibration, have: Sequence[str]) -> tuple[_Model, dict, float]:
+def _combine(
+    cal: Calibration, have: Sequence[str], model: _Model | None = None
+) -> tuple[_Model, dict, float]:
     """The model, the weights of the estimates in ``have`` and the bias (the median
-    log error of their combination on the calibration cuts) of a calibration."""
-    model = cal.model()
+    log error of their combination on the calibration cuts) of a calibration (whose
+    model, when already computed, is ``model``)."""
+    model = cal.model() if model is None else model
     have = [n for n in have if math.isfinite(model.sq_error[n])] or ["restricted"]
     weights = _weights(model, have)
     errs = _combined_errors(cal.cuts, model, weights)
@@ -605,7 +612,7 @@ def forecast_from_curves(
             "grokking"
         )
     have = [n for n in ESTIMATES if math.isfinite(found[n]["estimate"])]
-    model, weights, bias = _combine(calibration, have)
+    model, weights, bias = _combine(calibration, have, model)
     for name in ESTIMATES:
         found[name]["weight"] = weights.get(name, 0.0)
     strong = [n for n, w in weights.items() if w >= MIN_WEIGHT]
