@@ -23,11 +23,12 @@ analysis of those measures; the other measures are computed for the new checkpoi
 Forecast.  While the run trains, each report also carries the current forecast of T_grok
 and its interval (:func:`grokinterp.forecast.forecast_or_not_yet`, docs/forecast.md), or
 "not yet" with the reason (not memorised, a plateau still too short, a restricted loss
-not falling, estimates that disagree),
-or the observed T_grok once test accuracy has reached it; :class:`WatchEvent` carries it
-too (``forecast``).  It costs seconds at p = 113 (the restricted loss at up to 40 plateau
-checkpoints), so it is recomputed at most every :data:`FORECAST_EVERY_S` seconds; the
-block says up to which epoch its data go.  ``forecast=False`` leaves it out.
+not falling, estimates that disagree), or the observed T_grok once test accuracy has
+reached it; :class:`WatchEvent` carries it too (``forecast``).  It costs seconds at
+p = 113 (the restricted loss at up to 40 plateau checkpoints), so it is recomputed at most
+every :data:`FORECAST_EVERY_S` seconds, except a "not yet" that took under
+:data:`FORECAST_CHEAP_S` (no plateau measured yet), which is recomputed at every update;
+the block says up to which epoch its data go.  ``forecast=False`` leaves it out.
 
 Interrupting (Ctrl-C, ``KeyboardInterrupt``) is safe at any moment: every file is written
 to a temporary name and renamed, so each file on disk is complete, the previous version
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 MIN_REFRESH_S = 5  # a report reloads at most this often: each reload redraws every figure
 FORECAST_EVERY_S = 60  # the live forecast is recomputed at most this often (seconds at p = 113)
+FORECAST_CHEAP_S = 2.0  # ... unless it was a "not yet" this quick (no plateau measured yet)
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def watch(
     last_state = None
     last_wait = None
     last_event: WatchEvent | None = None
-    live, live_at = None, -math.inf  # the live forecast and when it was computed
+    live, live_at, live_cost = None, -math.inf, 0.0  # the live forecast, when, its seconds
     try:
         while True:
             worked = False
@@ -261,10 +263,12 @@ def watch(
                     elif (
                         time.monotonic() - live_at >= FORECAST_EVERY_S
                         or live is None
-                        or live.status == "not yet"  # cheap: no plateau to measure yet
-                    ):
+                        or (live.status == "not yet" and live_cost < FORECAST_CHEAP_S)
+                    ):  # a "not yet" after measuring the plateau costs what a forecast does
+                        started = time.monotonic()
                         live = forecast_or_not_yet(run)
                         live_at = time.monotonic()
+                        live_cost = live_at - started
                     last_event = _update(run, done, refresh, formats, analysed, opts, live)
                     analysed = last_event.epochs
                     log.info("%s", last_event.message)
